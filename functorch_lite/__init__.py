@@ -1,0 +1,23 @@
+"""functorch_lite: JAX-style functional transforms (grad, vmap, jit) over NumPy and CuPy.
+
+Example:
+    >>> import functorch_lite as fl
+    >>> import functorch_lite.numpy as fnp
+    >>> fl.grad(lambda x: fnp.sum(x ** 2))(fnp.array([1.0, 2.0]))
+    Array([2., 4.], dtype=float32)
+"""
+
+from functorch_lite import config, tree
+from functorch_lite import numpy  # noqa: F401  (import registers the primitives)
+from functorch_lite.autodiff import (
+    checkpoint, custom_jvp, custom_vjp, grad, hessian, jacfwd, jacrev, jvp, stop_gradient,
+    value_and_grad, vjp)
+from functorch_lite.core import Array, ConcretizationError, LeakedTracerError, Tracer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Array", "Tracer", "ConcretizationError", "LeakedTracerError", "config", "tree",
+    "grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "hessian", "stop_gradient",
+    "custom_vjp", "custom_jvp", "checkpoint",
+]

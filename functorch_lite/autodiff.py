@@ -1,0 +1,928 @@
+"""Forward mode (a JVP trace) and reverse mode (a tape and a backward pass).
+
+Both are traces in the sense of ``core``: while a transformed function runs, its trace is
+current and sees every ``bind``. The JVP trace carries a tangent with each value and applies
+each primitive's ``jvp`` rule. The VJP trace records each primitive on a tape together with
+its residuals (by default its inputs and output) and, when asked for a cotangent, walks the
+tape backwards applying each primitive's ``vjp`` rule.
+
+Rules run with the *parent* trace current, so the arithmetic they do is itself traced by
+any enclosing transform: that is all it takes for ``grad(grad(f))``, ``jacfwd(jacrev(f))``
+or ``jit(grad(f))`` to work.
+
+Invariants:
+* A zero tangent or cotangent is ``None`` (symbolic) and never reaches a rule.
+* A value with no derivative (a constant, an integer, the output of a non-differentiable
+  primitive) is never wrapped in a tracer: it is returned as its parent-level value.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from functorch_lite import tree as tree_util
+from functorch_lite.core import (
+    Array, Primitive, Trace, Tracer, aval_of, bind, ctx, trace_scope)
+
+__all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "hessian",
+           "stop_gradient", "custom_vjp", "custom_jvp", "checkpoint", "linearize_not_supported"]
+
+
+def _is_float(dtype):
+    return dtype.kind in "fc"
+
+
+# --------------------------------------------------------------------------------------
+# Forward mode
+# --------------------------------------------------------------------------------------
+class JVPTracer(Tracer):
+    __slots__ = ("primal", "tangent")
+
+    def __init__(self, trace, primal, tangent):
+        self._trace = trace
+        self.primal = primal
+        self.tangent = tangent
+
+    @property
+    def aval(self):
+        return aval_of(self.primal)
+
+
+class JVPTrace(Trace):
+    transform_name = "jvp"
+
+    def process(self, prim, args, params):
+        primals = []
+        tangents = []
+        active = False
+        for a in args:
+            if type(a) is JVPTracer and a._trace is self:
+                primals.append(a.primal)
+                tangents.append(a.tangent)
+                active = True
+            else:
+                if isinstance(a, Tracer):
+                    self.check_foreign(a)
+                primals.append(a)
+                tangents.append(None)
+        previous = ctx.trace
+        ctx.trace = self.parent
+        try:
+            if not active or not prim.differentiable:
+                return bind(prim, *primals, **params)
+            if prim.jvp is None:
+                raise NotImplementedError(
+                    f"forward-mode differentiation of {prim.name} is not implemented")
+            out, t_out = prim.jvp(primals, tangents, **params)
+        finally:
+            ctx.trace = previous
+        if prim.multiple_results:
+            return tuple(o if t is None else JVPTracer(self, o, t) for o, t in zip(out, t_out))
+        return out if t_out is None else JVPTracer(self, out, t_out)
+
+    def concrete(self, tracer):
+        primal = tracer.primal
+        return primal._concrete() if isinstance(primal, Tracer) else primal
+
+
+# --------------------------------------------------------------------------------------
+# Reverse mode
+# --------------------------------------------------------------------------------------
+class VJPTracer(Tracer):
+    __slots__ = ("primal", "slot")
+
+    def __init__(self, trace, primal, slot):
+        self._trace = trace
+        self.primal = primal
+        self.slot = slot
+
+    @property
+    def aval(self):
+        return aval_of(self.primal)
+
+
+class VJPTrace(Trace):
+    """Records each differentiable primitive applied to a tracked value.
+
+    A tape entry is ``(prim, params, residuals, in_slots, out_slots)``: ``in_slots[i]`` is
+    the cotangent slot of input ``i`` (-1 for a constant), ``out_slots`` the slot of the
+    output (a tuple for multiple results).
+    """
+
+    transform_name = "grad"
+
+    def __init__(self, parent, transform_name="grad"):
+        super().__init__(parent)
+        self.transform_name = transform_name
+        self.tape = []
+        self.num_slots = 0
+
+    def new_tracer(self, primal):
+        slot = self.num_slots
+        self.num_slots += 1
+        return VJPTracer(self, primal, slot)
+
+    def process(self, prim, args, params):
+        primals = []
+        in_slots = []
+        active = False
+        for a in args:
+            if type(a) is VJPTracer and a._trace is self:
+                primals.append(a.primal)
+                in_slots.append(a.slot)
+                active = True
+            else:
+                if isinstance(a, Tracer):
+                    self.check_foreign(a)
+                primals.append(a)
+                in_slots.append(-1)
+        previous = ctx.trace
+        ctx.trace = self.parent
+        try:
+            if not active or not prim.differentiable:
+                return bind(prim, *primals, **params)
+            custom_fwd = getattr(prim, "vjp_fwd", None)
+            if custom_fwd is not None:
+                out, residuals = custom_fwd(primals, tuple(s >= 0 for s in in_slots), **params)
+            else:
+                out = bind(prim, *primals, **params)
+                residuals = None
+        finally:
+            ctx.trace = previous
+        if prim.multiple_results:
+            tracers, out_slots = [], []
+            for o in out:
+                if _is_float(aval_of(o).dtype):
+                    t = self.new_tracer(o)
+                    tracers.append(t)
+                    out_slots.append(t.slot)
+                else:
+                    tracers.append(o)
+                    out_slots.append(-1)
+            self.tape.append((prim, params, residuals if custom_fwd else (out, primals),
+                              in_slots, tuple(out_slots)))
+            return tuple(tracers)
+        if not _is_float(aval_of(out).dtype):
+            return out
+        tracer = self.new_tracer(out)
+        self.tape.append((prim, params, residuals if custom_fwd else (out, primals),
+                          in_slots, tracer.slot))
+        return tracer
+
+    def concrete(self, tracer):
+        primal = tracer.primal
+        return primal._concrete() if isinstance(primal, Tracer) else primal
+
+    def backward(self, seeds):
+        """Cotangents of every slot, given ``seeds``: a dict slot -> cotangent."""
+        cts = [None] * self.num_slots
+        for slot, ct in seeds.items():
+            cts[slot] = ct if cts[slot] is None else cts[slot] + ct
+        for prim, params, residuals, in_slots, out_slots in reversed(self.tape):
+            if type(out_slots) is tuple:
+                ct = tuple(cts[s] if s >= 0 else None for s in out_slots)
+                if all(c is None for c in ct):
+                    continue
+            else:
+                ct = cts[out_slots]
+                if ct is None:
+                    continue
+            needs = tuple(s >= 0 for s in in_slots)
+            custom_bwd = getattr(prim, "vjp_bwd", None)
+            if custom_bwd is not None:
+                in_cts = custom_bwd(ct, residuals, needs, **params)
+            else:
+                out, primals = residuals
+                in_cts = prim.vjp(ct, out, primals, needs, **params)
+            for s, c in zip(in_slots, in_cts):
+                if s >= 0 and c is not None:
+                    cts[s] = c if cts[s] is None else cts[s] + c
+        return cts
+
+
+# --------------------------------------------------------------------------------------
+# Input handling shared by the transforms
+# --------------------------------------------------------------------------------------
+def _as_value(x):
+    """Leaves of differentiated arguments become arrays (Python floats: default dtype)."""
+    if isinstance(x, (Array, Tracer)):
+        return x
+    from functorch_lite import numpy as fnp
+
+    return fnp.asarray(x)
+
+
+def _check_float_inputs(fn_name, leaves, paths, hint=""):
+    for leaf, path in zip(leaves, paths):
+        dtype = aval_of(leaf).dtype
+        if not _is_float(dtype):
+            raise TypeError(
+                f"{fn_name} requires floating-point inputs, but the input at "
+                f"{path or 'argument'} has dtype {dtype}. Cast it with .astype(fnp.float32) "
+                f"(or float64), or exclude it from argnums.{hint}")
+
+
+def _paths(prefix, treedef_tree):
+    try:
+        flat, _ = tree_util.flatten_with_path(treedef_tree)
+        return [prefix + tree_util.keystr(p) for p, _ in flat]
+    except Exception:  # pragma: no cover - paths are only for error messages
+        return None
+
+
+def _zeros_like_value(x):
+    from functorch_lite import numpy as fnp
+
+    aval = aval_of(x)
+    return fnp.zeros(aval.shape, aval.dtype)
+
+
+def _fn_name(f):
+    return getattr(f, "__name__", type(f).__name__)
+
+
+# --------------------------------------------------------------------------------------
+# vjp / grad / value_and_grad
+# --------------------------------------------------------------------------------------
+def _vjp(f, primals, has_aux, transform_name):
+    flat, in_tree = tree_util.flatten(primals)
+    flat = [_as_value(x) for x in flat]
+    trace = VJPTrace(ctx.trace, transform_name)
+    tracers = [trace.new_tracer(x) for x in flat]
+    try:
+        with trace_scope(trace):
+            result = f(*tree_util.unflatten(in_tree, tracers))
+    finally:
+        trace.invalidate()
+    if has_aux:
+        if not (isinstance(result, (tuple, list)) and len(result) == 2):
+            raise TypeError(
+                f"{transform_name}(..., has_aux=True) expects {_fn_name(f)} to return a pair "
+                f"(output, aux), got {type(result).__name__}. Return `loss, aux` or drop "
+                "has_aux.")
+        out, aux = result
+        aux = tree_util.map(lambda v: _unwrap_primal(v, trace), aux)
+    else:
+        out, aux = result, None
+    out_flat, out_tree = tree_util.flatten(out)
+    out_primals, out_slots = [], []
+    for o in out_flat:
+        if type(o) is VJPTracer and o._trace is trace:
+            out_primals.append(o.primal)
+            out_slots.append(o.slot)
+        else:
+            out_primals.append(_unwrap_primal(o, trace))
+            out_slots.append(-1)
+
+    def vjp_fn(cotangent):
+        ct_flat, ct_tree = tree_util.flatten(cotangent)
+        if ct_tree != out_tree:
+            raise ValueError(f"vjp_fn: the cotangent's structure {ct_tree} does not match "
+                             f"the output's {out_tree}")
+        seeds = {}
+        for slot, ct, o in zip(out_slots, ct_flat, out_primals):
+            ct_aval, o_aval = aval_of(ct), aval_of(o)
+            if ct_aval.shape != o_aval.shape:
+                raise ValueError(f"vjp_fn: cotangent shape {ct_aval.shape} does not match "
+                                 f"the output shape {o_aval.shape}")
+            if slot >= 0:
+                seeds[slot] = seeds[slot] + ct if slot in seeds else ct
+        cts = trace.backward(seeds) if seeds else [None] * trace.num_slots
+        grads = [_zeros_like_value(x) if cts[t.slot] is None else cts[t.slot]
+                 for t, x in zip(tracers, flat)]
+        return tree_util.unflatten(in_tree, grads)
+
+    out_value = tree_util.unflatten(out_tree, out_primals)
+    return out_value, vjp_fn, aux
+
+
+def _unwrap_primal(v, trace):
+    if type(v) is VJPTracer and v._trace is trace:
+        return v.primal
+    return v
+
+
+def vjp(f, *primals, has_aux=False):
+    """Evaluate ``f(*primals)`` and return a function that pulls cotangents back.
+
+    Args:
+        f: a function of arrays (pytrees of arrays) returning arrays (pytrees of arrays).
+        *primals: the point to differentiate at.
+        has_aux: ``f`` returns ``(output, aux)``; aux is returned, not differentiated.
+
+    Returns:
+        ``(out, vjp_fn)`` (or ``(out, vjp_fn, aux)``); ``vjp_fn(cotangent)`` returns a tuple
+        with one cotangent per primal, shaped like the primals.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> import functorch_lite.numpy as fnp
+        >>> out, pullback = fl.vjp(lambda x: x * x, fnp.array([1.0, 3.0]))
+        >>> pullback(fnp.ones(2))
+        (Array([2., 6.], dtype=float32),)
+    """
+    out, vjp_fn, aux = _vjp(f, primals, has_aux, "vjp")
+    return (out, vjp_fn, aux) if has_aux else (out, vjp_fn)
+
+
+def _argnums_tuple(fn_name, argnums, nargs):
+    single = isinstance(argnums, int)
+    nums = (argnums,) if single else tuple(argnums)
+    for n in nums:
+        if not isinstance(n, int) or not -nargs <= n < nargs:
+            raise ValueError(f"{fn_name}: argnums={argnums!r} is out of range for a call with "
+                             f"{nargs} positional argument(s)")
+    return single, tuple(n % nargs for n in nums)
+
+
+def value_and_grad(f, argnums=0, has_aux=False):
+    """Make a function that returns ``f``'s value and its gradient w.r.t. ``argnums``.
+
+    ``f`` must return a real scalar (a 0-d float array), or ``(scalar, aux)`` with
+    ``has_aux=True``.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> import functorch_lite.numpy as fnp
+        >>> value, g = fl.value_and_grad(lambda w: fnp.sum(w ** 2))(fnp.array([1.0, 2.0]))
+        >>> value, g
+        (Array(5., dtype=float32), Array([2., 4.], dtype=float32))
+    """
+    name = f"value_and_grad({_fn_name(f)})"
+
+    @functools.wraps(f)
+    def value_and_grad_f(*args, **kwargs):
+        single, nums = _argnums_tuple(name, argnums, len(args))
+        diff_args = tuple(args[n] for n in nums)
+        for n, arg in zip(nums, diff_args):
+            leaves, _ = tree_util.flatten(arg)
+            _check_float_inputs(name, [_as_value(x) for x in leaves],
+                                _paths(f"args[{n}]", arg) or [f"args[{n}]"] * len(leaves))
+
+        def partial_f(*dargs):
+            full = list(args)
+            for n, d in zip(nums, dargs):
+                full[n] = d
+            return f(*full, **kwargs)
+
+        out, vjp_fn, aux = _vjp(partial_f, diff_args, has_aux, "grad")
+        aval = aval_of(out) if isinstance(out, (Array, Tracer, float, int, np.ndarray)) \
+            else None
+        if aval is None or aval.shape != ():
+            what = (f"shape {aval.shape}" if aval is not None else type(out).__name__)
+            raise TypeError(
+                f"grad requires {_fn_name(f)} to return a scalar, but it returned {what}. "
+                "Reduce the output (e.g. fnp.sum or fnp.mean), or use fl.vjp / fl.jacrev "
+                "for non-scalar outputs.")
+        if not _is_float(aval.dtype) or aval.dtype.kind == "c":
+            raise TypeError(
+                f"grad requires {_fn_name(f)} to return a real floating-point scalar, got "
+                f"dtype {aval.dtype}. Cast the output with .astype(fnp.float32).")
+        from functorch_lite import numpy as fnp
+
+        grads = vjp_fn(fnp.ones((), aval.dtype))
+        g = grads[0] if single else grads
+        return ((out, aux), g) if has_aux else (out, g)
+
+    return value_and_grad_f
+
+
+def grad(f, argnums=0, has_aux=False):
+    """Make a function that returns the gradient of scalar-valued ``f``.
+
+    Args:
+        f: a function returning a real scalar (or ``(scalar, aux)`` with ``has_aux``).
+        argnums: which positional argument(s) to differentiate (int or tuple of ints);
+            each may be a pytree of float arrays.
+        has_aux: ``f`` returns ``(scalar, aux)``; the gradient function then returns
+            ``(grad, aux)``.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> import functorch_lite.numpy as fnp
+        >>> fl.grad(fnp.sin)(0.0)
+        Array(1., dtype=float32)
+        >>> fl.grad(lambda p: fnp.sum(p["w"] * 3.0))({"w": fnp.ones(2)})
+        {'w': Array([3., 3.], dtype=float32)}
+    """
+    vg = value_and_grad(f, argnums, has_aux)
+
+    @functools.wraps(f)
+    def grad_f(*args, **kwargs):
+        if has_aux:
+            (_, aux), g = vg(*args, **kwargs)
+            return g, aux
+        return vg(*args, **kwargs)[1]
+
+    return grad_f
+
+
+# --------------------------------------------------------------------------------------
+# jvp
+# --------------------------------------------------------------------------------------
+def jvp(f, primals, tangents, has_aux=False):
+    """Evaluate ``f`` at ``primals`` and its directional derivative along ``tangents``.
+
+    Args:
+        f: a function of arrays (pytrees of arrays).
+        primals: a tuple (or list) of arguments.
+        tangents: a tuple with the same structure, shapes and dtypes as ``primals``.
+
+    Returns:
+        ``(f(*primals), tangent_out)``.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> import functorch_lite.numpy as fnp
+        >>> fl.jvp(fnp.sin, (fnp.array(0.0),), (fnp.array(2.0),))
+        (Array(0., dtype=float32), Array(2., dtype=float32))
+    """
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise TypeError("jvp: primals and tangents must be tuples (or lists) of arguments, "
+                        f"got {type(primals).__name__} and {type(tangents).__name__}")
+    flat_p, tree_p = tree_util.flatten(tuple(primals))
+    flat_t, tree_t = tree_util.flatten(tuple(tangents))
+    if tree_p != tree_t:
+        raise ValueError(f"jvp: primals {tree_p} and tangents {tree_t} have different "
+                         "structures")
+    flat_p = [_as_value(x) for x in flat_p]
+    flat_t = [_as_value(x) for x in flat_t]
+    for p, t in zip(flat_p, flat_t):
+        pa, ta = aval_of(p), aval_of(t)
+        if pa.shape != ta.shape or (_is_float(pa.dtype) and pa.dtype != ta.dtype):
+            raise ValueError(f"jvp: a tangent {ta.str_short()} does not match its primal "
+                             f"{pa.str_short()}; tangents need the primal's shape and dtype")
+    trace = JVPTrace(ctx.trace)
+    tracers = [JVPTracer(trace, p, t) if _is_float(aval_of(p).dtype) else p
+               for p, t in zip(flat_p, flat_t)]
+    try:
+        with trace_scope(trace):
+            result = f(*tree_util.unflatten(tree_p, tracers))
+    finally:
+        trace.invalidate()
+    if has_aux:
+        out, aux = result
+    else:
+        out, aux = result, None
+    out_flat, out_tree = tree_util.flatten(out)
+    primals_out, tangents_out = [], []
+    for o in out_flat:
+        if type(o) is JVPTracer and o._trace is trace:
+            primals_out.append(o.primal)
+            tangents_out.append(o.tangent)
+        else:
+            primals_out.append(o)
+            tangents_out.append(_zeros_like_value(o))
+    result = (tree_util.unflatten(out_tree, primals_out),
+              tree_util.unflatten(out_tree, tangents_out))
+    if has_aux:
+        aux = tree_util.map(lambda v: v.primal if type(v) is JVPTracer and v._trace is trace
+                            else v, aux)
+        return result + (aux,)
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# Jacobians and Hessians
+# --------------------------------------------------------------------------------------
+def _std_basis(flat):
+    """Rows of the identity, one per scalar of the flattened inputs, as input-shaped leaves."""
+    from functorch_lite import numpy as fnp
+
+    sizes = [aval_of(x).size for x in flat]
+    total = sum(sizes)
+    for i in range(total):
+        leaves, offset = [], 0
+        for x, n in zip(flat, sizes):
+            aval = aval_of(x)
+            if offset <= i < offset + n:
+                e = np.zeros(n, aval.dtype)
+                e[i - offset] = 1
+                leaves.append(fnp.asarray(e.reshape(aval.shape)))
+            else:
+                leaves.append(fnp.zeros(aval.shape, aval.dtype))
+            offset += n
+        yield leaves
+
+
+def _stack_rows(rows, shapes_out, shape_in):
+    """Stack per-direction results into Jacobian blocks of shape ``out + in``."""
+    from functorch_lite import numpy as fnp
+
+    stacked = fnp.stack(rows) if rows else None
+    return stacked, shapes_out, shape_in
+
+
+def jacfwd(f, argnums=0, has_aux=False):
+    """Jacobian of ``f`` by forward mode: one jvp per input scalar.
+
+    For an output leaf of shape ``S_out`` and an input leaf of shape ``S_in`` the block has
+    shape ``S_out + S_in``; the result nests the output pytree around the input pytree.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> import functorch_lite.numpy as fnp
+        >>> fl.jacfwd(lambda x: x ** 2)(fnp.array([1.0, 2.0]))
+        Array([[2., 0.],
+               [0., 4.]], dtype=float32)
+    """
+    name = f"jacfwd({_fn_name(f)})"
+
+    @functools.wraps(f)
+    def jacfwd_f(*args):
+        single, nums = _argnums_tuple(name, argnums, len(args))
+        diff = tuple(args[n] for n in nums)
+        flat, in_tree = tree_util.flatten(diff)
+        flat = [_as_value(x) for x in flat]
+        _check_float_inputs(name, flat, [f"args{tree_util.keystr(p)}" for p, _ in
+                                         tree_util.flatten_with_path(diff)[0]])
+
+        def partial_f(*dargs):
+            full = list(args)
+            for n, d in zip(nums, dargs):
+                full[n] = d
+            return f(*full)
+
+        primals = tree_util.unflatten(in_tree, flat)
+        columns = []
+        out = aux = None
+        for basis in _std_basis(flat):
+            res = jvp(partial_f, primals, tree_util.unflatten(in_tree, basis), has_aux=has_aux)
+            out, t = res[0], res[1]
+            aux = res[2] if has_aux else None
+            columns.append(tree_util.leaves(t))
+        if out is None:
+            out = partial_f(*primals)
+            if has_aux:
+                out, aux = out
+        jac = _assemble(out, flat, in_tree, columns, single, forward=True)
+        return (jac, aux) if has_aux else jac
+
+    return jacfwd_f
+
+
+def jacrev(f, argnums=0, has_aux=False):
+    """Jacobian of ``f`` by reverse mode: one vjp per output scalar.
+
+    Same layout as :func:`jacfwd` (output shape, then input shape).
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> import functorch_lite.numpy as fnp
+        >>> fl.jacrev(lambda x: fnp.sum(x) * x)(fnp.array([1.0, 2.0]))
+        Array([[4., 1.],
+               [2., 5.]], dtype=float32)
+    """
+    name = f"jacrev({_fn_name(f)})"
+
+    @functools.wraps(f)
+    def jacrev_f(*args):
+        single, nums = _argnums_tuple(name, argnums, len(args))
+        diff = tuple(args[n] for n in nums)
+        flat, in_tree = tree_util.flatten(diff)
+        flat = [_as_value(x) for x in flat]
+        _check_float_inputs(name, flat, [f"args{tree_util.keystr(p)}" for p, _ in
+                                         tree_util.flatten_with_path(diff)[0]])
+
+        def partial_f(*dargs):
+            full = list(args)
+            for n, d in zip(nums, dargs):
+                full[n] = d
+            return f(*full)
+
+        out, vjp_fn, aux = _vjp(partial_f, tuple(tree_util.unflatten(in_tree, flat)),
+                                has_aux, "jacrev")
+        out_flat, out_tree = tree_util.flatten(out)
+        rows = []
+        for basis in _std_basis(out_flat):
+            cts = vjp_fn(tree_util.unflatten(out_tree, basis))
+            rows.append(tree_util.leaves(cts))
+        jac = _assemble(out, flat, in_tree, rows, single, forward=False)
+        return (jac, aux) if has_aux else jac
+
+    return jacrev_f
+
+
+def _assemble(out, flat_in, in_tree, vectors, single, forward):
+    """Build the pytree of Jacobian blocks from per-direction results.
+
+    ``forward``: ``vectors[j]`` are the output tangents for input scalar ``j``;
+    otherwise ``vectors[i]`` are the input cotangents for output scalar ``i``.
+    """
+    from functorch_lite import numpy as fnp
+
+    out_flat, out_tree = tree_util.flatten(out)
+    in_avals = [aval_of(x) for x in flat_in]
+    out_avals = [aval_of(o) for o in out_flat]
+    in_sizes = [a.size for a in in_avals]
+    out_sizes = [a.size for a in out_avals]
+    blocks = []
+    for oi, oa in enumerate(out_avals):
+        row_blocks = []
+        for ii, ia in enumerate(in_avals):
+            if forward:
+                start = sum(in_sizes[:ii])
+                cols = [fnp.ravel(vectors[start + j][oi]) for j in range(in_sizes[ii])]
+                mat = fnp.stack(cols, axis=1) if cols else fnp.zeros((out_sizes[oi], 0),
+                                                                       oa.dtype)
+            else:
+                start = sum(out_sizes[:oi])
+                rs = [fnp.ravel(vectors[start + j][ii]) for j in range(out_sizes[oi])]
+                mat = fnp.stack(rs, axis=0) if rs else fnp.zeros((0, in_sizes[ii]), ia.dtype)
+            row_blocks.append(fnp.reshape(mat, oa.shape + ia.shape))
+        per_input = tree_util.unflatten(in_tree, row_blocks)
+        blocks.append(per_input[0] if single else per_input)
+    return tree_util.unflatten(out_tree, blocks)
+
+
+def hessian(f, argnums=0, has_aux=False):
+    """Hessian of scalar ``f``: ``jacfwd(jacrev(f))``.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> import functorch_lite.numpy as fnp
+        >>> fl.hessian(lambda x: fnp.sum(x ** 3))(fnp.array([1.0, 2.0]))
+        Array([[ 6.,  0.],
+               [ 0., 12.]], dtype=float32)
+    """
+    return jacfwd(jacrev(f, argnums, has_aux), argnums, has_aux)
+
+
+# --------------------------------------------------------------------------------------
+# stop_gradient
+# --------------------------------------------------------------------------------------
+stop_gradient_p = Primitive(
+    "stop_gradient", lambda xp, x: x, lambda x: x, differentiable=False, emit="identity",
+    batch=lambda args, dims: (bind(stop_gradient_p, args[0]), dims[0]))
+
+
+def stop_gradient(x):
+    """Identity on values; blocks derivatives (works on pytrees).
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> import functorch_lite.numpy as fnp
+        >>> fl.grad(lambda x: x * fl.stop_gradient(x))(3.0)
+        Array(3., dtype=float32)
+    """
+    return tree_util.map(lambda v: bind(stop_gradient_p, v), x)
+
+
+# --------------------------------------------------------------------------------------
+# Function-valued primitives: custom_vjp, custom_jvp, checkpoint
+# --------------------------------------------------------------------------------------
+def _call_impl(xp, *bufs, fun, **_):
+    out = fun(*[Array(b) for b in bufs])
+    return tuple(o._buf if type(o) is Array else o for o in out)
+
+
+def _flat_fun(f, in_tree, store):
+    """``f`` over flat leaves returning flat leaves; the output treedef goes to ``store``."""
+
+    def flat_f(*leaves):
+        out = f(*tree_util.unflatten(in_tree, list(leaves)))
+        out_flat, out_tree = tree_util.flatten(out)
+        store["out_tree"] = out_tree
+        return tuple(out_flat)
+
+    return flat_f
+
+
+def _custom_vjp_jvp(primals, tangents, **params):
+    raise TypeError(
+        f"cannot apply forward-mode differentiation (jvp, jacfwd, hessian) to the custom_vjp "
+        f"function {params['name']}: it only defines a reverse-mode rule. Use jacrev, or "
+        "define the function with custom_jvp instead.")
+
+
+def _custom_vjp_fwd(primals, needs, *, fun, fwd, bwd, name, store):
+    out, residuals = fwd(*primals)
+    return out, residuals
+
+
+def _custom_vjp_bwd(ct, residuals, needs, *, fun, fwd, bwd, name, store):
+    ct = tuple(_zeros_like_value(o) if c is None else c
+               for c, o in zip(ct, store["out_avals_like"]))
+    cts = bwd(residuals, ct)
+    return cts
+
+
+custom_vjp_call_p = Primitive("custom_vjp_call", _call_impl, None, jvp=_custom_vjp_jvp,
+                              multiple_results=True)
+custom_vjp_call_p.vjp_fwd = _custom_vjp_fwd
+custom_vjp_call_p.vjp_bwd = _custom_vjp_bwd
+
+
+class custom_vjp:  # noqa: N801 - a decorator, named like JAX's
+    """Give a function its own reverse-mode rule.
+
+    ``fwd(*args) -> (out, residuals)``; ``bwd(residuals, cotangent) -> tuple`` with one
+    cotangent per argument (``None`` for none).
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> import functorch_lite.numpy as fnp
+        >>> @fl.custom_vjp
+        ... def clip_gradient(x):
+        ...     return x
+        >>> clip_gradient.defvjp(lambda x: (x, None),
+        ...                      lambda res, g: (fnp.clip(g, -1.0, 1.0),))
+        >>> fl.grad(lambda x: 5.0 * clip_gradient(x))(2.0)
+        Array(1., dtype=float32)
+    """
+
+    def __init__(self, fun, nondiff_argnums=()):
+        functools.update_wrapper(self, fun)
+        self.fun = fun
+        self.fwd = self.bwd = None
+        if nondiff_argnums:
+            raise NotImplementedError("custom_vjp(nondiff_argnums=...) is not supported; close "
+                                      "over the non-differentiable values instead")
+
+    def defvjp(self, fwd, bwd):
+        self.fwd, self.bwd = fwd, bwd
+
+    def __call__(self, *args):
+        if self.fwd is None:
+            raise TypeError(f"custom_vjp function {_fn_name(self.fun)} has no rule yet: call "
+                            ".defvjp(fwd, bwd) before using it")
+        flat, in_tree = tree_util.flatten(args)
+        flat = [_as_value(x) for x in flat]
+        store = {}
+        fun, fwd, bwd = self.fun, self.fwd, self.bwd
+
+        def flat_fwd(*leaves):
+            out, res = fwd(*tree_util.unflatten(in_tree, list(leaves)))
+            out_flat, out_tree = tree_util.flatten(out)
+            store["out_tree"] = out_tree
+            store["out_avals_like"] = out_flat
+            return tuple(out_flat), res
+
+        def flat_bwd(res, cts):
+            in_cts = bwd(res, tree_util.unflatten(store["out_tree"], list(cts)))
+            if not isinstance(in_cts, (tuple, list)) or len(in_cts) != len(args):
+                raise TypeError(
+                    f"the bwd rule of custom_vjp function {_fn_name(fun)} must return a tuple "
+                    f"with one cotangent per argument ({len(args)}), got {in_cts!r:.100}")
+            out = []
+            for ct, arg in zip(in_cts, args):
+                arg_leaves = tree_util.leaves(arg)
+                if ct is None:
+                    out.extend([None] * len(arg_leaves))
+                else:
+                    out.extend(tree_util.leaves(ct))
+            return tuple(out)
+
+        out = bind(custom_vjp_call_p, *flat, fun=_flat_fun(fun, in_tree, store),
+                   fwd=flat_fwd, bwd=flat_bwd, name=_fn_name(fun), store=store)
+        return tree_util.unflatten(store["out_tree"], list(out))
+
+
+def _custom_jvp_jvp(primals, tangents, *, fun, rule, name, store):
+    tangents = [instantiate_zero(t, p) for t, p in zip(tangents, primals)]
+    out, t_out = rule(primals, tangents)
+    return tuple(out), tuple(t_out)
+
+
+def instantiate_zero(t, x):
+    return _zeros_like_value(x) if t is None else t
+
+
+def _custom_jvp_fwd(primals, needs, *, fun, rule, name, store):
+    from functorch_lite.core import bind as bind_
+
+    out = bind_(custom_jvp_call_p, *primals, fun=fun, rule=rule, name=name, store=store)
+    return out, primals
+
+
+def _custom_jvp_bwd(ct, primals, needs, *, fun, rule, name, store):
+    # The tangent map t -> rule(primals, t)[1] is linear, so its transpose (the vjp) is the
+    # reverse-mode derivative of that map, at any point: we take t = 0.
+    zeros = tuple(_zeros_like_value(p) for p in primals)
+    _, pullback = vjp(lambda *ts: tuple(rule(primals, ts)[1]), *zeros)
+    ct = tuple(_zeros_like_value(o) if c is None else c
+               for c, o in zip(ct, store["out_like"]))
+    return pullback(ct)
+
+
+custom_jvp_call_p = Primitive("custom_jvp_call", _call_impl, None, jvp=_custom_jvp_jvp,
+                              multiple_results=True)
+custom_jvp_call_p.vjp_fwd = _custom_jvp_fwd
+custom_jvp_call_p.vjp_bwd = _custom_jvp_bwd
+
+
+class custom_jvp:  # noqa: N801 - a decorator, named like JAX's
+    """Give a function its own forward-mode rule (reverse mode is derived from it).
+
+    ``rule(primals, tangents) -> (out, tangent_out)``, with ``primals``/``tangents`` tuples
+    holding one entry per argument.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> import functorch_lite.numpy as fnp
+        >>> @fl.custom_jvp
+        ... def log1pexp(x):
+        ...     return fnp.log1p(fnp.exp(x))
+        >>> @log1pexp.defjvp
+        ... def _(primals, tangents):
+        ...     (x,), (t,) = primals, tangents
+        ...     return log1pexp(x), t * (1 - 1 / (1 + fnp.exp(x)))
+        >>> fl.grad(log1pexp)(100.0)
+        Array(1., dtype=float32)
+    """
+
+    def __init__(self, fun, nondiff_argnums=()):
+        functools.update_wrapper(self, fun)
+        self.fun = fun
+        self.rule = None
+        if nondiff_argnums:
+            raise NotImplementedError("custom_jvp(nondiff_argnums=...) is not supported; close "
+                                      "over the non-differentiable values instead")
+
+    def defjvp(self, rule):
+        self.rule = rule
+        return rule
+
+    def __call__(self, *args):
+        if self.rule is None:
+            raise TypeError(f"custom_jvp function {_fn_name(self.fun)} has no rule yet: call "
+                            ".defjvp(rule) before using it")
+        flat, in_tree = tree_util.flatten(args)
+        flat = [_as_value(x) for x in flat]
+        store = {}
+        user_rule = self.rule
+
+        def flat_rule(primals, tangents):
+            out, t_out = user_rule(tree_util.unflatten(in_tree, list(primals)),
+                                   tree_util.unflatten(in_tree, list(tangents)))
+            out_flat, out_tree = tree_util.flatten(out)
+            store["out_tree"] = out_tree
+            store["out_like"] = out_flat
+            return out_flat, tree_util.leaves(t_out)
+
+        def flat_fun(*leaves):
+            out = self.fun(*tree_util.unflatten(in_tree, list(leaves)))
+            out_flat, out_tree = tree_util.flatten(out)
+            store["out_tree"] = out_tree
+            store["out_like"] = out_flat
+            return tuple(out_flat)
+
+        out = bind(custom_jvp_call_p, *flat, fun=flat_fun, rule=flat_rule,
+                   name=_fn_name(self.fun), store=store)
+        return tree_util.unflatten(store["out_tree"], list(out))
+
+
+def _checkpoint_jvp(primals, tangents, *, fun, name, store):
+    tangents = tuple(instantiate_zero(t, p) for t, p in zip(tangents, primals))
+    out, t_out = jvp(fun, tuple(primals), tangents)
+    return out, t_out
+
+
+def _checkpoint_fwd(primals, needs, *, fun, name, store):
+    # Run the function without recording anything: only the inputs are kept.
+    out = fun(*primals)
+    return out, tuple(primals)
+
+
+def _checkpoint_bwd(ct, primals, needs, *, fun, name, store):
+    out, pullback = vjp(fun, *primals)
+    ct = tuple(_zeros_like_value(o) if c is None else c for c, o in zip(ct, out))
+    return pullback(ct)
+
+
+checkpoint_call_p = Primitive("checkpoint_call", _call_impl, None, jvp=_checkpoint_jvp,
+                              multiple_results=True)
+checkpoint_call_p.vjp_fwd = _checkpoint_fwd
+checkpoint_call_p.vjp_bwd = _checkpoint_bwd
+
+
+def checkpoint(f):
+    """Rematerialize: store only ``f``'s inputs, recompute its forward pass when
+    differentiating (trades compute for memory). Values and gradients are unchanged.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> import functorch_lite.numpy as fnp
+        >>> block = fl.checkpoint(lambda x: fnp.tanh(fnp.tanh(x)))
+        >>> g = fl.grad(lambda x: fnp.sum(block(x)))(fnp.array([0.5]))
+        >>> bool(fnp.allclose(g, fl.grad(lambda x: fnp.sum(fnp.tanh(fnp.tanh(x))))(
+        ...     fnp.array([0.5]))))
+        True
+    """
+
+    @functools.wraps(f)
+    def checkpointed(*args):
+        flat, in_tree = tree_util.flatten(args)
+        flat = [_as_value(x) for x in flat]
+        store = {}
+        out = bind(checkpoint_call_p, *flat, fun=_flat_fun(f, in_tree, store),
+                   name=_fn_name(f), store=store)
+        return tree_util.unflatten(store["out_tree"], list(out))
+
+    return checkpointed
+
+
+def linearize_not_supported(*_, **__):  # pragma: no cover
+    raise NotImplementedError("fl.linearize is not provided; use fl.jvp or fl.vjp")

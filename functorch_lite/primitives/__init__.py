@@ -1,0 +1,7 @@
+"""Primitive families; importing this package registers every primitive in ``core.registry``.
+
+Each module declares its primitives once, with impl, shape rule, jvp, vjp, batch and emit
+side by side (see ``rules`` for the helpers that derive them).
+"""
+
+from functorch_lite.primitives import elementwise, reductions, shape  # noqa: F401

@@ -1,0 +1,203 @@
+"""Elementwise primitives: one line each, derivative given once (see ``rules``).
+
+``derivative(x, y)`` receives the input and the output, so ops like ``exp`` and
+``tanh`` reuse the output instead of recomputing it. The ``emit`` of an elementwise
+primitive is the name of the backend ufunc the jit calls.
+"""
+
+from __future__ import annotations
+
+import math
+
+from functorch_lite import numpy as fnp
+from functorch_lite.core import Primitive, ShapedArray, aval_of, bind
+from functorch_lite.primitives.rules import (
+    _elementwise_abstract_eval, _elementwise_batch, binary, unary, unbroadcast)
+
+_LN2 = math.log(2.0)
+_LN10 = math.log(10.0)
+
+
+def _ufunc(name):
+    return lambda xp, *args: getattr(xp, name)(*args)
+
+
+def _u(name, derivative=None, **kw):
+    return unary(name, _ufunc(name), derivative, emit=name, **kw)
+
+
+def _b(name, derivatives=None, **kw):
+    return binary(name, _ufunc(name), derivatives, emit=name, **kw)
+
+
+# --- unary: arithmetic -----------------------------------------------------------------
+negative_p = _u("negative", lambda x, y: -1)
+abs_p = _u("absolute", lambda x, y: fnp.sign(x))
+sign_p = _u("sign")                 # derivative zero almost everywhere
+floor_p = _u("floor")
+ceil_p = _u("ceil")
+trunc_p = _u("trunc")
+rint_p = _u("rint")
+square_p = _u("square", lambda x, y: 2 * x)
+sqrt_p = _u("sqrt", lambda x, y: 0.5 / y)
+cbrt_p = _u("cbrt", lambda x, y: 1 / (3 * y * y))
+reciprocal_p = _u("reciprocal", lambda x, y: -(y * y))
+round_p = unary("round", lambda xp, x, decimals: xp.round(x, decimals), None, emit="round")
+
+# --- unary: exponentials and logarithms -------------------------------------------------
+exp_p = _u("exp", lambda x, y: y)
+exp2_p = _u("exp2", lambda x, y: y * _LN2)
+expm1_p = _u("expm1", lambda x, y: y + 1)
+log_p = _u("log", lambda x, y: 1 / x)
+log2_p = _u("log2", lambda x, y: 1 / (x * _LN2))
+log10_p = _u("log10", lambda x, y: 1 / (x * _LN10))
+log1p_p = _u("log1p", lambda x, y: 1 / (1 + x))
+
+# --- unary: trigonometric and hyperbolic -----------------------------------------------
+sin_p = _u("sin", lambda x, y: fnp.cos(x))
+cos_p = _u("cos", lambda x, y: -fnp.sin(x))
+tan_p = _u("tan", lambda x, y: 1 + y * y)
+arcsin_p = _u("arcsin", lambda x, y: 1 / fnp.sqrt(1 - x * x))
+arccos_p = _u("arccos", lambda x, y: -1 / fnp.sqrt(1 - x * x))
+arctan_p = _u("arctan", lambda x, y: 1 / (1 + x * x))
+sinh_p = _u("sinh", lambda x, y: fnp.cosh(x))
+cosh_p = _u("cosh", lambda x, y: fnp.sinh(x))
+tanh_p = _u("tanh", lambda x, y: 1 - y * y)
+arcsinh_p = _u("arcsinh", lambda x, y: 1 / fnp.sqrt(x * x + 1))
+arccosh_p = _u("arccosh", lambda x, y: 1 / fnp.sqrt(x * x - 1))
+arctanh_p = _u("arctanh", lambda x, y: 1 / (1 - x * x))
+
+# --- unary: predicates and logic (no derivatives) ---------------------------------------
+isnan_p = _u("isnan", differentiable=False)
+isinf_p = _u("isinf", differentiable=False)
+isfinite_p = _u("isfinite", differentiable=False)
+signbit_p = _u("signbit", differentiable=False)
+logical_not_p = _u("logical_not", differentiable=False)
+invert_p = _u("invert", differentiable=False)
+
+# --- unary: complex parts ---------------------------------------------------------------
+real_p = _u("real", lambda x, y: 1)
+imag_p = _u("imag", differentiable=False)
+conj_p = _u("conjugate", lambda x, y: 1)
+
+
+# --- binary -----------------------------------------------------------------------------
+def _pow_dx(x, y, out):
+    if isinstance(y, (int, float)):
+        return 0 if y == 0 else y * x ** (y - 1)
+    # d/dx x**y = y * x**(y-1); written with a guard so that y == 0 gives 0, not 0*inf.
+    return fnp.where(y == 0, 0, y * x ** fnp.where(y == 0, 1, y - 1))
+
+
+def _pow_dy(x, y, out):
+    # d/dy x**y = x**y * log(x); 0 where x == 0 (the limit from the right), not nan.
+    safe_x = fnp.where(x == 0, 1, x)
+    return fnp.where(x == 0, 0, out * fnp.log(safe_x))
+
+
+def _max_dx(x, y, out):
+    return fnp.astype(x > y, out.dtype) + 0.5 * fnp.astype(x == y, out.dtype)
+
+
+def _max_dy(x, y, out):
+    return fnp.astype(y > x, out.dtype) + 0.5 * fnp.astype(x == y, out.dtype)
+
+
+def _min_dx(x, y, out):
+    return fnp.astype(x < y, out.dtype) + 0.5 * fnp.astype(x == y, out.dtype)
+
+
+def _min_dy(x, y, out):
+    return fnp.astype(y < x, out.dtype) + 0.5 * fnp.astype(x == y, out.dtype)
+
+
+add_p = _b("add", (1, 1))
+subtract_p = _b("subtract", (1, -1))
+multiply_p = _b("multiply", (lambda x, y, out: y, lambda x, y, out: x))
+true_divide_p = _b("true_divide", (lambda x, y, out: 1 / y, lambda x, y, out: -out / y))
+floor_divide_p = _b("floor_divide", (None, None))  # piecewise constant
+remainder_p = _b("remainder", (1, lambda x, y, out: -fnp.floor_divide(x, y)))
+power_p = _b("power", (_pow_dx, _pow_dy))
+maximum_p = _b("maximum", (_max_dx, _max_dy))
+minimum_p = _b("minimum", (_min_dx, _min_dy))
+arctan2_p = _b("arctan2", (lambda x, y, out: y / (x * x + y * y),
+                           lambda x, y, out: -x / (x * x + y * y)))
+hypot_p = _b("hypot", (lambda x, y, out: x / out, lambda x, y, out: y / out))
+logaddexp_p = _b("logaddexp", (lambda x, y, out: fnp.exp(x - out),
+                               lambda x, y, out: fnp.exp(y - out)))
+copysign_p = _b("copysign", (lambda x, y, out: fnp.sign(x) * fnp.sign(out), None))
+
+equal_p = _b("equal", differentiable=False)
+not_equal_p = _b("not_equal", differentiable=False)
+less_p = _b("less", differentiable=False)
+less_equal_p = _b("less_equal", differentiable=False)
+greater_p = _b("greater", differentiable=False)
+greater_equal_p = _b("greater_equal", differentiable=False)
+logical_and_p = _b("logical_and", differentiable=False)
+logical_or_p = _b("logical_or", differentiable=False)
+logical_xor_p = _b("logical_xor", differentiable=False)
+bitwise_and_p = _b("bitwise_and", differentiable=False)
+bitwise_or_p = _b("bitwise_or", differentiable=False)
+bitwise_xor_p = _b("bitwise_xor", differentiable=False)
+left_shift_p = _b("left_shift", differentiable=False)
+right_shift_p = _b("right_shift", differentiable=False)
+
+
+# --- select -----------------------------------------------------------------------------
+# ``where`` routes cotangents with a select, never a multiply by the mask, so an inf or
+# nan in the branch that was not taken cannot leak into the gradient.
+def _where_jvp(primals, tangents):
+    c, x, y = primals
+    _, tx, ty = tangents
+    out = bind(where_p, c, x, y)
+    if tx is None and ty is None:
+        return out, None
+    tx = fnp.zeros((), out.dtype) if tx is None else tx
+    ty = fnp.zeros((), out.dtype) if ty is None else ty
+    t = bind(where_p, c, tx, ty)
+    if t.shape != out.shape:
+        t = fnp.broadcast_to(t, out.shape)
+    return out, fnp.astype(t, out.dtype) if t.dtype != out.dtype else t
+
+
+def _where_vjp(ct, out, primals, needs):
+    c, x, y = primals
+    zero = fnp.zeros((), ct.dtype)
+    ct_x = unbroadcast(bind(where_p, c, ct, zero), aval_of(x)) if needs[1] else None
+    ct_y = unbroadcast(bind(where_p, c, zero, ct), aval_of(y)) if needs[2] else None
+    return None, ct_x, ct_y
+
+
+where_p = Primitive("where", _ufunc("where"), _elementwise_abstract_eval("where", _ufunc("where")),
+                    jvp=_where_jvp, vjp=_where_vjp, emit="where",
+                    batch=_elementwise_batch(lambda *a: bind(where_p, *a)))
+where_p.elementwise = True
+
+
+# --- dtype conversion -------------------------------------------------------------------
+def _convert_abstract_eval(x, *, dtype):
+    return ShapedArray(x.shape, dtype)
+
+
+def _convert_jvp(primals, tangents, *, dtype):
+    (x,), (t,) = primals, tangents
+    out = bind(convert_element_type_p, x, dtype=dtype)
+    if dtype.kind not in "fc":
+        return out, None  # integer and boolean values carry no derivative
+    return out, bind(convert_element_type_p, t, dtype=dtype)
+
+
+def _convert_vjp(ct, out, primals, needs, *, dtype):
+    (x,) = primals
+    x_dtype = aval_of(x).dtype
+    if x_dtype.kind not in "fc" or dtype.kind not in "fc":
+        return (None,)
+    return (bind(convert_element_type_p, ct, dtype=x_dtype),)
+
+
+convert_element_type_p = Primitive(
+    "convert_element_type", lambda xp, x, dtype: xp.asarray(x).astype(dtype),
+    _convert_abstract_eval, jvp=_convert_jvp, vjp=_convert_vjp, emit="astype",
+    batch=lambda args, dims, dtype: (bind(convert_element_type_p, args[0], dtype=dtype),
+                                     dims[0]))
+convert_element_type_p.elementwise = True
