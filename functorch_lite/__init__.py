@@ -7,7 +7,7 @@ Example:
     Array([2., 4.], dtype=float32)
 """
 
-from functorch_lite import config, tree
+from functorch_lite import config, debug, tree
 from functorch_lite import numpy  # noqa: F401  (import registers the primitives)
 from functorch_lite.autodiff import (
     checkpoint, custom_jvp, custom_vjp, grad, hessian, jacfwd, jacrev, jvp, stop_gradient,
@@ -17,7 +17,7 @@ from functorch_lite.core import Array, ConcretizationError, LeakedTracerError, T
 __version__ = "0.1.0"
 
 __all__ = [
-    "Array", "Tracer", "ConcretizationError", "LeakedTracerError", "config", "tree",
+    "Array", "Tracer", "ConcretizationError", "LeakedTracerError", "config", "debug", "tree",
     "grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "hessian", "stop_gradient",
     "custom_vjp", "custom_jvp", "checkpoint",
 ]
