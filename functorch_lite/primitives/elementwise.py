@@ -85,8 +85,11 @@ conj_p = _u("conjugate", lambda x, y: 1)
 def _pow_dx(x, y, out):
     if isinstance(y, (int, float)):
         return 0 if y == 0 else y * x ** (y - 1)
-    # d/dx x**y = y * x**(y-1); written with a guard so that y == 0 gives 0, not 0*inf.
-    return fnp.where(y == 0, 0, y * x ** fnp.where(y == 0, 1, y - 1))
+    # d/dx x**y = y * x**(y-1), defined as 0 at x == y == 0 (where the formula is 0 * inf).
+    # The inner where keeps the untaken branch finite so its derivatives stay finite too.
+    both_zero = fnp.logical_and(x == 0, y == 0)
+    safe_x = fnp.where(both_zero, 1, x)
+    return fnp.where(both_zero, 0, y * safe_x ** (y - 1))
 
 
 def _pow_dy(x, y, out):
@@ -192,6 +195,8 @@ def _convert_vjp(ct, out, primals, needs, *, dtype):
     x_dtype = aval_of(x).dtype
     if x_dtype.kind not in "fc" or dtype.kind not in "fc":
         return (None,)
+    if x_dtype.kind == "f" and aval_of(ct).dtype.kind == "c":
+        ct = fnp.real(ct)  # the derivative of a real -> complex cast keeps the real part
     return (bind(convert_element_type_p, ct, dtype=x_dtype),)
 
 

@@ -9,7 +9,7 @@ spec exercises; ``test_every_primitive_has_a_spec`` fails for a primitive nobody
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 from hypothesis import strategies as st
@@ -52,7 +52,14 @@ def shapes(min_dims=0, max_dims=3, min_side=1, max_side=4):
 
 
 def floats_in(lo, hi):
-    return st.floats(lo, hi, allow_nan=False, allow_infinity=False, width=32)
+    """Floats in [lo, hi] representable in float32 (so one strategy serves both widths)."""
+    lo32, hi32 = np.float32(lo), np.float32(hi)
+    if lo32 < lo:
+        lo32 = np.nextafter(lo32, np.float32(np.inf))
+    if hi32 > hi:
+        hi32 = np.nextafter(hi32, np.float32(-np.inf))
+    return st.floats(float(lo32), float(hi32), allow_nan=False, allow_infinity=False,
+                     width=32)
 
 
 def array(dtype, shape, lo=-3.0, hi=3.0, avoid_zero=False):
@@ -91,5 +98,3 @@ def broadcast_pair_args(lo=-3.0, hi=3.0, avoid_zero_second=False, lo2=None, hi2=
                   hi if hi2 is None else hi2, avoid_zero_second)))
     return args
 
-
-Any = Any
