@@ -12,6 +12,7 @@ from functorch_lite import numpy  # noqa: F401  (import registers the primitives
 from functorch_lite.autodiff import (
     checkpoint, custom_jvp, custom_vjp, grad, hessian, jacfwd, jacrev, jvp, stop_gradient,
     value_and_grad, vjp)
+from functorch_lite.batching import vmap
 from functorch_lite.core import Array, ConcretizationError, LeakedTracerError, Tracer
 
 __version__ = "0.1.0"
@@ -19,5 +20,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Array", "Tracer", "ConcretizationError", "LeakedTracerError", "config", "debug", "tree",
     "grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "hessian", "stop_gradient",
-    "custom_vjp", "custom_jvp", "checkpoint",
+    "custom_vjp", "custom_jvp", "checkpoint", "vmap",
 ]

@@ -3,9 +3,12 @@
 * impl vs NumPy: values, shapes and dtypes, over shapes, broadcasting and dtypes;
 * jvp vs central finite differences (float64);
 * vjp vs jvp: <vjp(u), v> == <u, jvp(v)> (float64);
-* second order: the same checks on the derivative functions (fl.debug.check_grads).
+* second order: the same checks on the derivative functions (fl.debug.check_grads);
+* vmap vs a Python loop over examples, with each argument mapped over a random axis or
+  not mapped at all (the examples are shuffles of one drawn input, so they stay valid
+  inputs: same value set, same shape).
 
-vmap and jit properties join these when those transforms land.
+The jit property joins these when the jit lands.
 """
 
 import importlib
@@ -104,6 +107,50 @@ def test_second_derivatives(s, data):
     fl.debug.check_grads(f, tuple(args[n] for n in nums), order=2, modes=("fwd", "rev"),
                          atol=max(s.grad_atol, 1e-5), rtol=max(s.grad_rtol, 1e-4),
                          eps=max(s.fd_eps, 1e-5))
+
+
+def _examples(x, rng, size):
+    """``size`` shuffles of ``x`` (the first is ``x`` itself)."""
+    x = np.asarray(x)
+    out = [x]
+    for _ in range(size - 1):
+        out.append(rng.permutation(x.reshape(-1)).reshape(x.shape))
+    return out
+
+
+@pytest.mark.parametrize("s", ALL, ids=_ids(ALL))
+@given(data=st.data())
+def test_vmap_matches_loop(s, data):
+    dtype = data.draw(st.sampled_from(s.dtypes), label="dtype")
+    args = data.draw(s.args(dtype), label="args")
+    seed = data.draw(st.integers(0, 2**16), label="seed")
+    rng = np.random.RandomState(seed)
+    size = 3
+    in_axes, batched, per_example = [], [], [[] for _ in range(size)]
+    for a in args:
+        a = np.asarray(a)
+        choices = [None, 0, -1] + ([1] if a.ndim >= 1 else [])
+        ax = data.draw(st.sampled_from(choices), label="in_axis")
+        in_axes.append(ax)
+        if ax is None:
+            batched.append(a)
+            for k in range(size):
+                per_example[k].append(a)
+        else:
+            xs = _examples(a, rng, size)
+            batched.append(np.stack(xs, axis=ax if ax >= 0 else a.ndim))
+            for k in range(size):
+                per_example[k].append(xs[k])
+    assume(any(ax is not None for ax in in_axes))
+    assume(all(_valid(s, ex) for ex in per_example))
+    want = [_np_out(s.fn(*ex)) for ex in per_example]
+    got = _np_out(fl.vmap(s.fn, in_axes=tuple(in_axes))(*batched))
+    for i, g in enumerate(got):
+        w = np.stack([w_k[i] for w_k in want])
+        assert g.shape == w.shape, f"{s.name}: vmap shape {g.shape} != loop's {w.shape}"
+        assert g.dtype == w.dtype, f"{s.name}: vmap dtype {g.dtype} != loop's {w.dtype}"
+        np.testing.assert_allclose(g, w, rtol=max(s.rtol, 1e-6), atol=s.atol, equal_nan=True,
+                                   err_msg=s.name)
 
 
 def test_every_primitive_has_a_spec():

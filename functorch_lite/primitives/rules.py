@@ -231,7 +231,7 @@ def _elementwise_batch(apply):
     def batch(args, batch_dims, **params):
         from functorch_lite import numpy as fnp
 
-        ranks = [np.ndim(a) - (bd is not None) for a, bd in zip(args, batch_dims)]
+        ranks = [aval_of(a).ndim - (bd is not None) for a, bd in zip(args, batch_dims)]
         rank = max(ranks)
         moved = []
         for a, bd, r in zip(args, batch_dims, ranks):
