@@ -24,7 +24,7 @@ import numpy as np
 
 from functorch_lite import tree as tree_util
 from functorch_lite.core import (
-    Array, Primitive, Trace, Tracer, aval_of, bind, ctx, trace_scope)
+    Array, Primitive, ShapedArray, Trace, Tracer, aval_of, bind, ctx, trace_scope)
 
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "hessian",
            "stop_gradient", "custom_vjp", "custom_jvp", "checkpoint", "linearize_not_supported"]
@@ -487,36 +487,81 @@ def jvp(f, primals, tangents, has_aux=False):
 # --------------------------------------------------------------------------------------
 # Jacobians and Hessians
 # --------------------------------------------------------------------------------------
-def _std_basis(flat):
-    """Rows of the identity, one per scalar of the flattened inputs, as input-shaped leaves."""
+def _basis(flat):
+    """The identity, split along its columns into leaves shaped like ``flat``.
+
+    Returns one leaf per input with shape ``(total, *leaf.shape)`` where ``total`` is the
+    number of scalars in all leaves: row ``i`` is the ``i``-th standard basis direction.
+    """
     from functorch_lite import numpy as fnp
 
-    sizes = [aval_of(x).size for x in flat]
-    total = sum(sizes)
-    for i in range(total):
-        leaves, offset = [], 0
-        for x, n in zip(flat, sizes):
-            aval = aval_of(x)
-            if offset <= i < offset + n:
-                e = np.zeros(n, aval.dtype)
-                e[i - offset] = 1
-                leaves.append(fnp.asarray(e.reshape(aval.shape)))
+    avals = [aval_of(x) for x in flat]
+    total = sum(a.size for a in avals)
+    leaves, offset = [], 0
+    for a in avals:
+        block = np.zeros((total, a.size), a.dtype)
+        block[offset:offset + a.size] = np.eye(a.size, dtype=a.dtype)
+        leaves.append(fnp.asarray(block.reshape((total,) + a.shape)))
+        offset += a.size
+    return leaves
+
+
+def _jacobian_blocks(rows, row_avals, col_avals, rows_first):
+    """Cut per-direction results into blocks of shape ``out.shape + in.shape``.
+
+    ``rows[j]`` has shape ``(total, *shape_j)``, stacking one result per basis direction.
+    ``rows_first``: the directions index outputs (reverse mode); otherwise inputs.
+    Returns ``blocks[out_index][in_index]``.
+    """
+    from functorch_lite import numpy as fnp
+
+    dir_avals, res_avals = (row_avals, col_avals) if rows_first else (col_avals, row_avals)
+    blocks = [[None] * len(col_avals) for _ in row_avals]
+    offset = 0
+    for d, dir_aval in enumerate(dir_avals):
+        n = dir_aval.size
+        for r, (res, res_aval) in enumerate(zip(rows, res_avals)):
+            piece = fnp.reshape(res[offset:offset + n], dir_aval.shape + res_aval.shape)
+            if rows_first:
+                blocks[d][r] = piece
             else:
-                leaves.append(fnp.zeros(aval.shape, aval.dtype))
-            offset += n
-        yield leaves
+                # piece is in.shape + out.shape: move the input axes to the end
+                k = len(dir_aval.shape)
+                perm = tuple(range(k, k + len(res_aval.shape))) + tuple(range(k))
+                blocks[r][d] = fnp.transpose(piece, perm)
+        offset += n
+    return blocks
 
 
-def _stack_rows(rows, shapes_out, shape_in):
-    """Stack per-direction results into Jacobian blocks of shape ``out + in``."""
-    from functorch_lite import numpy as fnp
+def _nest(blocks, out_tree, in_tree, single):
+    per_output = []
+    for row in blocks:
+        per_input = tree_util.unflatten(in_tree, row)
+        per_output.append(per_input[0] if single else per_input)
+    return tree_util.unflatten(out_tree, per_output)
 
-    stacked = fnp.stack(rows) if rows else None
-    return stacked, shapes_out, shape_in
+
+def _diff_args(name, args, argnums):
+    single, nums = _argnums_tuple(name, argnums, len(args))
+    diff = tuple(args[n] for n in nums)
+    flat, in_tree = tree_util.flatten(diff)
+    flat = [_as_value(x) for x in flat]
+    _check_float_inputs(name, flat, [f"args{tree_util.keystr(p)}" for p, _ in
+                                     tree_util.flatten_with_path(diff)[0]])
+
+    def partial_f(f):
+        def call(*dargs):
+            full = list(args)
+            for n, d in zip(nums, dargs):
+                full[n] = d
+            return f(*full)
+        return call
+
+    return single, flat, in_tree, partial_f
 
 
 def jacfwd(f, argnums=0, has_aux=False):
-    """Jacobian of ``f`` by forward mode: one jvp per input scalar.
+    """Jacobian of ``f`` by forward mode: ``vmap`` of ``jvp`` over the input basis.
 
     For an output leaf of shape ``S_out`` and an input leaf of shape ``S_in`` the block has
     shape ``S_out + S_in``; the result nests the output pytree around the input pytree.
@@ -528,43 +573,34 @@ def jacfwd(f, argnums=0, has_aux=False):
         Array([[2., 0.],
                [0., 4.]], dtype=float32)
     """
+    from functorch_lite.batching import vmap
+
     name = f"jacfwd({_fn_name(f)})"
 
     @functools.wraps(f)
     def jacfwd_f(*args):
-        single, nums = _argnums_tuple(name, argnums, len(args))
-        diff = tuple(args[n] for n in nums)
-        flat, in_tree = tree_util.flatten(diff)
-        flat = [_as_value(x) for x in flat]
-        _check_float_inputs(name, flat, [f"args{tree_util.keystr(p)}" for p, _ in
-                                         tree_util.flatten_with_path(diff)[0]])
+        single, flat, in_tree, partial = _diff_args(name, args, argnums)
+        fun = partial(f)
+        primals = tuple(tree_util.unflatten(in_tree, flat))
 
-        def partial_f(*dargs):
-            full = list(args)
-            for n, d in zip(nums, dargs):
-                full[n] = d
-            return f(*full)
+        def push(*tangent_leaves):
+            res = jvp(fun, primals, tree_util.unflatten(in_tree, list(tangent_leaves)),
+                      has_aux=has_aux)
+            return (res[1], res[2]) if has_aux else (res[1], None)
 
-        primals = tree_util.unflatten(in_tree, flat)
-        columns = []
-        out = aux = None
-        for basis in _std_basis(flat):
-            res = jvp(partial_f, primals, tree_util.unflatten(in_tree, basis), has_aux=has_aux)
-            out, t = res[0], res[1]
-            aux = res[2] if has_aux else None
-            columns.append(tree_util.leaves(t))
-        if out is None:
-            out = partial_f(*primals)
-            if has_aux:
-                out, aux = out
-        jac = _assemble(out, flat, in_tree, columns, single, forward=True)
+        t_out, aux = vmap(push, out_axes=(0, None))(*_basis(flat))
+        t_flat, out_tree = tree_util.flatten(t_out)
+        out_avals = [ShapedArray(aval_of(t).shape[1:], aval_of(t).dtype) for t in t_flat]
+        blocks = _jacobian_blocks(t_flat, out_avals, [aval_of(x) for x in flat],
+                                  rows_first=False)
+        jac = _nest(blocks, out_tree, in_tree, single)
         return (jac, aux) if has_aux else jac
 
     return jacfwd_f
 
 
 def jacrev(f, argnums=0, has_aux=False):
-    """Jacobian of ``f`` by reverse mode: one vjp per output scalar.
+    """Jacobian of ``f`` by reverse mode: ``vmap`` of the vjp over the output basis.
 
     Same layout as :func:`jacfwd` (output shape, then input shape).
 
@@ -575,66 +611,28 @@ def jacrev(f, argnums=0, has_aux=False):
         Array([[4., 1.],
                [2., 5.]], dtype=float32)
     """
+    from functorch_lite.batching import vmap
+
     name = f"jacrev({_fn_name(f)})"
 
     @functools.wraps(f)
     def jacrev_f(*args):
-        single, nums = _argnums_tuple(name, argnums, len(args))
-        diff = tuple(args[n] for n in nums)
-        flat, in_tree = tree_util.flatten(diff)
-        flat = [_as_value(x) for x in flat]
-        _check_float_inputs(name, flat, [f"args{tree_util.keystr(p)}" for p, _ in
-                                         tree_util.flatten_with_path(diff)[0]])
-
-        def partial_f(*dargs):
-            full = list(args)
-            for n, d in zip(nums, dargs):
-                full[n] = d
-            return f(*full)
-
-        out, vjp_fn, aux = _vjp(partial_f, tuple(tree_util.unflatten(in_tree, flat)),
+        single, flat, in_tree, partial = _diff_args(name, args, argnums)
+        out, vjp_fn, aux = _vjp(partial(f), tuple(tree_util.unflatten(in_tree, flat)),
                                 has_aux, "jacrev")
         out_flat, out_tree = tree_util.flatten(out)
-        rows = []
-        for basis in _std_basis(out_flat):
-            cts = vjp_fn(tree_util.unflatten(out_tree, basis))
-            rows.append(tree_util.leaves(cts))
-        jac = _assemble(out, flat, in_tree, rows, single, forward=False)
+        out_flat = [_as_value(o) for o in out_flat]
+
+        def pull(*ct_leaves):
+            return tree_util.leaves(vjp_fn(tree_util.unflatten(out_tree, list(ct_leaves))))
+
+        rows = vmap(pull)(*_basis(out_flat))
+        blocks = _jacobian_blocks(rows, [aval_of(o) for o in out_flat],
+                                  [aval_of(x) for x in flat], rows_first=True)
+        jac = _nest(blocks, out_tree, in_tree, single)
         return (jac, aux) if has_aux else jac
 
     return jacrev_f
-
-
-def _assemble(out, flat_in, in_tree, vectors, single, forward):
-    """Build the pytree of Jacobian blocks from per-direction results.
-
-    ``forward``: ``vectors[j]`` are the output tangents for input scalar ``j``;
-    otherwise ``vectors[i]`` are the input cotangents for output scalar ``i``.
-    """
-    from functorch_lite import numpy as fnp
-
-    out_flat, out_tree = tree_util.flatten(out)
-    in_avals = [aval_of(x) for x in flat_in]
-    out_avals = [aval_of(o) for o in out_flat]
-    in_sizes = [a.size for a in in_avals]
-    out_sizes = [a.size for a in out_avals]
-    blocks = []
-    for oi, oa in enumerate(out_avals):
-        row_blocks = []
-        for ii, ia in enumerate(in_avals):
-            if forward:
-                start = sum(in_sizes[:ii])
-                cols = [fnp.ravel(vectors[start + j][oi]) for j in range(in_sizes[ii])]
-                mat = fnp.stack(cols, axis=1) if cols else fnp.zeros((out_sizes[oi], 0),
-                                                                       oa.dtype)
-            else:
-                start = sum(out_sizes[:oi])
-                rs = [fnp.ravel(vectors[start + j][ii]) for j in range(out_sizes[oi])]
-                mat = fnp.stack(rs, axis=0) if rs else fnp.zeros((0, in_sizes[ii]), ia.dtype)
-            row_blocks.append(fnp.reshape(mat, oa.shape + ia.shape))
-        per_input = tree_util.unflatten(in_tree, row_blocks)
-        blocks.append(per_input[0] if single else per_input)
-    return tree_util.unflatten(out_tree, blocks)
 
 
 def hessian(f, argnums=0, has_aux=False):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from functorch_lite.core import Array, Tracer, aval_of, bind, ctx
+from functorch_lite.core import Array, ArrayMethods, Tracer, aval_of, bind, ctx
+from functorch_lite.core import backends as _backends
 from functorch_lite.primitives import elementwise as ew
 
 # name -> primitive, for every public elementwise function that is exactly one primitive.
@@ -43,18 +44,21 @@ _EXAMPLE_INPUT = {
 
 
 def _make_unary(name, prim):
-    # The eager fast path skips ``bind``'s argument handling for the common case of one
-    # Array on the CPU: this is the ~1 us budget of an eager primitive.
-    impl = prim.impl
-
-    def fn(x, /):
-        if ctx.trace is None and type(x) is Array and type(x._buf) is np.ndarray:
-            out = impl(np, x._buf)
-            if type(out) is np.ndarray:
-                return Array(out)
+    # The eager fast path: one CPU Array in, no transform active. It calls the NumPy ufunc
+    # directly (the buffer is a NumPy array, so xp is numpy) and skips ``bind``'s argument
+    # handling; this is the ~1 us budget of an eager primitive. Defaults bind globals as
+    # fast locals.
+    def fn(x, /, _ctx=ctx, _Array=Array, _ndarray=np.ndarray, _ufunc=getattr(np, name)):
+        if _ctx.trace is None and type(x) is _Array:
+            buf = x._buf
+            if type(buf) is _ndarray:
+                out = _ufunc(buf)
+                if type(out) is _ndarray:
+                    return _Array(out)
         return bind(prim, x)
 
     example = _EXAMPLE_INPUT.get(name, "[0.5, -0.25]")
+    compare = "allclose" if prim.differentiable else "array_equal"
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"""Elementwise ``numpy.{name}``, traceable and differentiable.
 
@@ -62,22 +66,37 @@ def _make_unary(name, prim):
         >>> import numpy as np
         >>> import functorch_lite.numpy as fnp
         >>> x = fnp.array({example})
-        >>> bool(np.allclose(fnp.{name}(x), np.{name}(np.asarray(x))))
+        >>> bool(np.{compare}(fnp.{name}(x), np.{name}(np.asarray(x))))
         True
     """
     return fn
 
 
-def _make_binary(name, prim):
-    impl = prim.impl
+_SCALAR_TYPES = (int, float)
 
-    def fn(x, y, /):
-        if ctx.trace is None and type(x) is Array and type(y) is Array:
-            a, b = x._buf, y._buf
-            if type(a) is np.ndarray and type(b) is np.ndarray:
-                out = impl(np, a, b)
-                if type(out) is np.ndarray:
-                    return Array(out)
+
+def _make_binary(name, prim):
+    # Fast path as for unary ops: Arrays on the CPU, or an Array and a Python int/float.
+    def fn(x, y, /, _ctx=ctx, _Array=Array, _ndarray=np.ndarray, _ufunc=getattr(np, name),
+           _scalars=_SCALAR_TYPES):
+        if _ctx.trace is None:
+            tx, ty = type(x), type(y)
+            if tx is _Array:
+                a = x._buf
+                if ty is _Array:
+                    b = y._buf
+                elif ty in _scalars:
+                    b = y
+                else:
+                    return bind(prim, x, y)
+            elif ty is _Array and tx in _scalars:
+                a, b = x, y._buf
+            else:
+                return bind(prim, x, y)
+            if (type(a) is _ndarray or type(b) is _ndarray) and not _backends.gpu_seen:
+                out = _ufunc(a, b)
+                if type(out) is _ndarray:
+                    return _Array(out)
         return bind(prim, x, y)
 
     integer_only = name.startswith(("bitwise", "left_shift", "right_shift"))
@@ -103,6 +122,18 @@ for _name, _prim in _UNARY.items():
     globals()[_name] = _make_unary(_name, _prim)
 for _name, _prim in _BINARY.items():
     globals()[_name] = _make_binary(_name, _prim)
+
+# The operators of Array and Tracer are these functions themselves: no extra call layer
+# on the eager hot path (the reflected ones swap the operands).
+for _op, _fn in (("add", "add"), ("sub", "subtract"), ("mul", "multiply"),
+                 ("truediv", "true_divide"), ("floordiv", "floor_divide"), ("mod", "remainder"),
+                 ("pow", "power"), ("and", "bitwise_and"), ("or", "bitwise_or"),
+                 ("xor", "bitwise_xor")):
+    setattr(ArrayMethods, f"__{_op}__", globals()[_fn])
+for _op, _fn in (("eq", "equal"), ("ne", "not_equal"), ("lt", "less"), ("le", "less_equal"),
+                 ("gt", "greater"), ("ge", "greater_equal")):
+    setattr(ArrayMethods, f"__{_op}__", globals()[_fn])
+ArrayMethods.__neg__ = globals()["negative"]
 
 # NumPy's aliases
 abs = absolute = globals()["absolute"]  # noqa: A001

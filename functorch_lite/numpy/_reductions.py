@@ -1,33 +1,52 @@
-"""Reductions with NumPy's ``axis`` / ``keepdims`` conventions."""
+"""Reductions and scans with NumPy's ``axis`` / ``keepdims`` / ``dtype`` conventions.
+
+``sum``, ``prod``, ``max``, ``min``, ``all``, ``any``, ``argmax``, ``argmin``, ``cumsum`` and
+``cumprod`` are one primitive each; the rest (``mean``, ``var``, ``logsumexp``, ``average``
+...) are composites. NB: ``sum``, ``mean`` and ``max`` run on every eager call of most
+programs, so on a CPU ``Array`` outside any transform they skip ``bind`` and call the NumPy
+ufunc's ``reduce`` directly (the same result as the primitive's impl).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from functorch_lite.core import aval_of, bind
+from functorch_lite.config import settings
+from functorch_lite.core import Array, aval_of, bind, ctx
+from functorch_lite.numpy._creation import full
+from functorch_lite.numpy._elementwise import (
+    astype, exp, isfinite, isnan, log, maximum, minimum, not_equal, sqrt, where)
+from functorch_lite.numpy._shape import broadcast_to, moveaxis, ravel, reshape
 from functorch_lite.primitives import reductions as red
+
+_axes_cache: dict = {}
 
 
 def normalize_axes(name, axis, ndim):
     """``axis`` (None, int or tuple, negative allowed) as a sorted tuple of non-negative ints."""
+    try:
+        return _axes_cache[axis, ndim]
+    except (KeyError, TypeError):  # TypeError: an unhashable axis (a list)
+        pass
     if axis is None:
-        return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    out = []
-    for a in axes:
-        a = int(a)
-        if not -ndim <= a < ndim:
-            raise ValueError(f"fnp.{name}: axis {a} is out of range for a {ndim}-d array "
-                             f"(valid: {-ndim}..{ndim - 1})")
-        out.append(a % ndim)
-    if len(set(out)) != len(out):
-        raise ValueError(f"fnp.{name}: repeated axis in {axis}")
-    return tuple(sorted(out))
+        out = tuple(range(ndim))
+    else:
+        out = []
+        for a in (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis):
+            a = int(a)
+            if not -ndim <= a < ndim:
+                raise ValueError(f"fnp.{name}: axis {a} is out of range for a {ndim}-d array "
+                                 f"(valid: {-ndim}..{ndim - 1})")
+            out.append(a % ndim)
+        if len(set(out)) != len(out):
+            raise ValueError(f"fnp.{name}: repeated axis in {axis}")
+        out = tuple(sorted(out))
+    if not isinstance(axis, list):
+        _axes_cache[axis, ndim] = out
+    return out
 
 
 def _reduce(name, prim, a, axis, keepdims, dtype=None):
-    from functorch_lite.numpy import astype, reshape
-
     aval = aval_of(a)
     if dtype is not None:
         a = astype(a, dtype)
@@ -38,8 +57,34 @@ def _reduce(name, prim, a, axis, keepdims, dtype=None):
     return out
 
 
+def _eager_reduce(ufunc, buf, name, axis, keepdims):
+    """The fast eager path: ``ufunc.reduce`` on a NumPy buffer, wrapped as an Array."""
+    out = ufunc.reduce(buf, axis=normalize_axes(name, axis, buf.ndim), keepdims=keepdims)
+    return Array(out if type(out) is np.ndarray else np.asarray(out))
+
+
+def _reduced_size(shape, axes):
+    n = 1
+    for a in axes:
+        n *= shape[a]
+    return n
+
+
+def _float_dtype_for(dtype):
+    """The float dtype an integer/bool input is averaged in (float32 unless it is 64-bit or
+    x64 is on); float inputs keep theirs."""
+    if dtype.kind in "fc":
+        return dtype
+    return np.dtype(np.float64) if settings.x64 or dtype.itemsize > 4 else settings.float_dtype
+
+
+# --------------------------------------------------------------------------------------
+# One primitive each
+# --------------------------------------------------------------------------------------
 def sum(a, axis=None, dtype=None, keepdims=False):  # noqa: A001
     """Sum over ``axis`` (None: all axes; int or tuple; negative allowed).
+
+    Small integers and bools are summed in int64, as in NumPy.
 
     Example:
         >>> import functorch_lite.numpy as fnp
@@ -50,21 +95,57 @@ def sum(a, axis=None, dtype=None, keepdims=False):  # noqa: A001
         Array([[3.],
                [7.]], dtype=float32)
     """
+    if ctx.trace is None and type(a) is Array and type(a._buf) is np.ndarray and dtype is None:
+        return _eager_reduce(np.add, a._buf, "sum", axis, keepdims)
     return _reduce("sum", red.reduce_sum_p, a, axis, keepdims, dtype)
 
 
-def max(a, axis=None, keepdims=False):  # noqa: A001
+def prod(a, axis=None, dtype=None, keepdims=False):
+    """Product over ``axis``. Its gradient is exact when the input holds zeros.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> import functorch_lite.numpy as fnp
+        >>> fnp.prod(fnp.array([[1.0, 2.0], [3.0, 4.0]]), axis=1)
+        Array([ 2., 12.], dtype=float32)
+        >>> fl.grad(fnp.prod)(fnp.array([0.0, 2.0, 3.0]))
+        Array([6., 0., 0.], dtype=float32)
+    """
+    return _reduce("prod", red.reduce_prod_p, a, axis, keepdims, dtype)
+
+
+def _with_initial(name, prim, combine, a, axis, keepdims, initial):
+    """``max``/``min`` with NumPy's ``initial``: also defined for empty reductions."""
+    aval = aval_of(a)
+    axes = normalize_axes(name, axis, aval.ndim)
+    initial = astype(initial, aval.dtype)
+    if _reduced_size(aval.shape, axes) == 0:
+        shape = red._kept_shape(aval.shape, axes) if keepdims else tuple(
+            d for i, d in enumerate(aval.shape) if i not in axes)
+        return full(shape, initial, aval.dtype)
+    return combine(_reduce(name, prim, a, axis, keepdims), initial)
+
+
+def max(a, axis=None, keepdims=False, initial=None):  # noqa: A001
     """Maximum over ``axis``. The gradient is shared equally among tied maxima.
+
+    ``initial`` is included in every reduction (and makes empty reductions legal).
 
     Example:
         >>> import functorch_lite.numpy as fnp
         >>> fnp.max(fnp.array([[1.0, 5.0], [3.0, 4.0]]), axis=1)
         Array([5., 4.], dtype=float32)
+        >>> fnp.max(fnp.zeros((0, 2)), axis=0, initial=-1.0)
+        Array([-1., -1.], dtype=float32)
     """
+    if initial is not None:
+        return _with_initial("max", red.reduce_max_p, maximum, a, axis, keepdims, initial)
+    if ctx.trace is None and type(a) is Array and type(a._buf) is np.ndarray and a.size:
+        return _eager_reduce(np.maximum, a._buf, "max", axis, keepdims)
     return _reduce("max", red.reduce_max_p, a, axis, keepdims)
 
 
-def min(a, axis=None, keepdims=False):  # noqa: A001
+def min(a, axis=None, keepdims=False, initial=None):  # noqa: A001
     """Minimum over ``axis``. The gradient is shared equally among tied minima.
 
     Example:
@@ -72,15 +153,37 @@ def min(a, axis=None, keepdims=False):  # noqa: A001
         >>> fnp.min(fnp.array([[1.0, 5.0], [3.0, 4.0]]), axis=0)
         Array([1., 4.], dtype=float32)
     """
+    if initial is not None:
+        return _with_initial("min", red.reduce_min_p, minimum, a, axis, keepdims, initial)
     return _reduce("min", red.reduce_min_p, a, axis, keepdims)
 
 
 amax, amin = max, min
 
 
-def _arg(name, prim, a, axis, keepdims):
-    from functorch_lite.numpy import ravel, reshape
+def all(a, axis=None, keepdims=False):  # noqa: A001
+    """Whether every element along ``axis`` is true (nonzero); True for empty reductions.
 
+    Example:
+        >>> import functorch_lite.numpy as fnp
+        >>> fnp.all(fnp.array([[1, 0], [2, 3]]), axis=1)
+        Array([False,  True], dtype=bool)
+    """
+    return _reduce("all", red.reduce_and_p, a, axis, keepdims)
+
+
+def any(a, axis=None, keepdims=False):  # noqa: A001
+    """Whether any element along ``axis`` is true (nonzero); False for empty reductions.
+
+    Example:
+        >>> import functorch_lite.numpy as fnp
+        >>> fnp.any(fnp.array([[1, 0], [0, 0]]), axis=1)
+        Array([ True, False], dtype=bool)
+    """
+    return _reduce("any", red.reduce_or_p, a, axis, keepdims)
+
+
+def _arg(name, prim, a, axis, keepdims):
     aval = aval_of(a)
     if axis is None:
         out = bind(prim, ravel(a), axis=0)
@@ -114,14 +217,44 @@ def argmin(a, axis=None, keepdims=False):
     return _arg("argmin", red.argmin_p, a, axis, keepdims)
 
 
-def _count(aval, axis):
-    axes = normalize_axes("mean", axis, aval.ndim)
-    n = 1
-    for a in axes:
-        n *= aval.shape[a]
-    return n
+def _scan(name, prim, a, axis, dtype):
+    if dtype is not None:
+        a = astype(a, dtype)
+    if axis is None:
+        a, axis = ravel(a), 0
+    (ax,) = normalize_axes(name, axis, aval_of(a).ndim)
+    return bind(prim, a, axis=ax, reverse=False)
 
 
+def cumsum(a, axis=None, dtype=None):
+    """Cumulative sum along ``axis`` (of the flattened array when None).
+
+    Example:
+        >>> import functorch_lite.numpy as fnp
+        >>> fnp.cumsum(fnp.array([[1, 2], [3, 4]]), axis=1)
+        Array([[1, 3],
+               [3, 7]], dtype=int64)
+    """
+    return _scan("cumsum", red.cumsum_p, a, axis, dtype)
+
+
+def cumprod(a, axis=None, dtype=None):
+    """Cumulative product along ``axis`` (of the flattened array when None).
+
+    The gradient is exact when the input holds zeros; it takes O(n^2) memory for a scan of
+    length n.
+
+    Example:
+        >>> import functorch_lite.numpy as fnp
+        >>> fnp.cumprod(fnp.array([1.0, 2.0, 3.0, 4.0]))
+        Array([ 1.,  2.,  6., 24.], dtype=float32)
+    """
+    return _scan("cumprod", red.cumprod_p, a, axis, dtype)
+
+
+# --------------------------------------------------------------------------------------
+# Composites
+# --------------------------------------------------------------------------------------
 def mean(a, axis=None, dtype=None, keepdims=False):
     """Arithmetic mean over ``axis``; integer inputs give a float result (as NumPy).
 
@@ -130,15 +263,18 @@ def mean(a, axis=None, dtype=None, keepdims=False):
         >>> fnp.mean(fnp.array([[1.0, 2.0], [3.0, 4.0]]), axis=0)
         Array([2., 3.], dtype=float32)
     """
-    from functorch_lite.config import settings
-    from functorch_lite.numpy import astype
-
+    if ctx.trace is None and type(a) is Array and dtype is None:
+        buf = a._buf
+        if type(buf) is np.ndarray and buf.dtype.kind == "f":
+            axes = normalize_axes("mean", axis, buf.ndim)
+            total = np.add.reduce(buf, axis=axes, keepdims=keepdims)
+            return Array(np.asarray(total / _reduced_size(buf.shape, axes)))
     aval = aval_of(a)
     if dtype is None and aval.dtype.kind in "biu":
-        dtype = np.float64 if settings.x64 or aval.dtype.itemsize > 4 else settings.float_dtype
+        dtype = _float_dtype_for(aval.dtype)
     if dtype is not None:
         a = astype(a, dtype)
-    n = _count(aval, axis)
+    n = _reduced_size(aval.shape, normalize_axes("mean", axis, aval.ndim))
     return sum(a, axis, keepdims=keepdims) / n
 
 
@@ -149,10 +285,12 @@ def var(a, axis=None, dtype=None, ddof=0, keepdims=False):
         >>> import functorch_lite.numpy as fnp
         >>> fnp.var(fnp.array([1.0, 2.0, 3.0, 4.0]))
         Array(1.25, dtype=float32)
+        >>> fnp.var(fnp.array([1.0, 2.0, 3.0, 4.0]), ddof=1)
+        Array(1.6666666, dtype=float32)
     """
     aval = aval_of(a)
     centered = a - mean(a, axis, dtype=dtype, keepdims=True)
-    n = _count(aval, axis)
+    n = _reduced_size(aval.shape, normalize_axes("var", axis, aval.ndim))
     return sum(centered * centered, axis, keepdims=keepdims) / (n - ddof)
 
 
@@ -164,9 +302,136 @@ def std(a, axis=None, dtype=None, ddof=0, keepdims=False):
         >>> fnp.std(fnp.array([1.0, 3.0]))
         Array(1., dtype=float32)
     """
-    from functorch_lite.numpy import sqrt
-
     return sqrt(var(a, axis, dtype=dtype, ddof=ddof, keepdims=keepdims))
 
 
-__all__ = ["sum", "max", "min", "amax", "amin", "argmax", "argmin", "mean", "var", "std"]
+def logsumexp(a, axis=None, b=None, keepdims=False):
+    """``log(sum(b * exp(a), axis))`` computed stably (like ``scipy.special.logsumexp``).
+
+    The maximum is subtracted before exponentiating (and treated as a constant for
+    derivatives, which leaves them exact), so large inputs do not overflow; ``-inf`` entries
+    contribute nothing and get a zero gradient. The gradient is ``softmax(a)``.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> import functorch_lite.numpy as fnp
+        >>> fnp.logsumexp(fnp.array([0.0, 0.0]))
+        Array(0.6931472, dtype=float32)
+        >>> fnp.logsumexp(fnp.array([1e30, 0.0]))
+        Array(1.e+30, dtype=float32)
+        >>> fl.grad(fnp.logsumexp)(fnp.array([0.0, -fnp.inf]))
+        Array([1., 0.], dtype=float32)
+    """
+    from functorch_lite.autodiff import stop_gradient
+
+    aval = aval_of(a)
+    if aval.dtype.kind in "biu":
+        a = astype(a, _float_dtype_for(aval.dtype))
+    axes = normalize_axes("logsumexp", axis, aval.ndim)
+    if _reduced_size(aval.shape, axes) == 0:
+        return full(red._kept_shape(aval.shape, axes) if keepdims else tuple(
+            d for i, d in enumerate(aval.shape) if i not in axes), -np.inf, aval_of(a).dtype)
+    shift = stop_gradient(max(a, axes, keepdims=True))
+    # An all -inf (or +inf) group has an infinite maximum: shift it by 0 instead, which
+    # gives the right answer (-inf, +inf) rather than nan from inf - inf.
+    shift = where(isfinite(shift), shift, 0)
+    terms = exp(a - shift)
+    if b is not None:
+        terms = terms * b
+    out = log(sum(terms, axes, keepdims=True)) + shift
+    return out if keepdims else reshape(out, tuple(
+        d for i, d in enumerate(aval_of(out).shape) if i not in axes))
+
+
+def average(a, axis=None, weights=None, returned=False, *, keepdims=False):
+    """Weighted average over ``axis``: ``sum(a * w) / sum(w)``.
+
+    ``weights`` has ``a``'s shape, or is 1-D with the length of ``a``'s (single) ``axis``.
+    With ``returned=True`` the sum of the weights is returned as well (broadcast to the
+    result's shape). Weights that sum to zero give ``nan``/``inf`` (no error is raised).
+
+    Example:
+        >>> import functorch_lite.numpy as fnp
+        >>> fnp.average(fnp.array([1.0, 2.0, 4.0]), weights=fnp.array([2.0, 1.0, 1.0]))
+        Array(2., dtype=float32)
+    """
+    aval = aval_of(a)
+    if aval.dtype.kind in "biu":
+        a = astype(a, _float_dtype_for(aval.dtype))
+    if weights is None:
+        out = mean(a, axis, keepdims=keepdims)
+        if not returned:
+            return out
+        count = _reduced_size(aval.shape, normalize_axes("average", axis, aval.ndim))
+        return out, full(aval_of(out).shape, count, aval_of(out).dtype)
+    w_shape = aval_of(weights).shape
+    if w_shape != aval.shape:
+        if axis is None or not isinstance(axis, (int, np.integer)):
+            raise ValueError(
+                f"fnp.average: weights of shape {w_shape} differ from a's shape {aval.shape}; "
+                "pass an int axis for 1-D weights, or weights of a's shape")
+        (ax,) = normalize_axes("average", axis, aval.ndim)
+        if len(w_shape) != 1 or w_shape[0] != aval.shape[ax]:
+            raise ValueError(
+                f"fnp.average: 1-D weights need the length of axis {axis} of a (shape "
+                f"{aval.shape}), got weights of shape {w_shape}")
+        weights = moveaxis(reshape(weights, w_shape + (1,) * (aval.ndim - 1)), 0, ax)
+    total_weight = sum(broadcast_to(weights, aval.shape), axis, keepdims=keepdims)
+    out = sum(a * weights, axis, keepdims=keepdims) / total_weight
+    if returned:
+        return out, broadcast_to(total_weight, aval_of(out).shape)
+    return out
+
+
+def count_nonzero(a, axis=None, *, keepdims=False):
+    """Number of nonzero (true) elements along ``axis``, as int64.
+
+    Example:
+        >>> import functorch_lite.numpy as fnp
+        >>> fnp.count_nonzero(fnp.array([[0, 1, 2], [0, 0, 3]]), axis=1)
+        Array([2, 1], dtype=int64)
+    """
+    return sum(not_equal(a, 0), axis, keepdims=keepdims)
+
+
+def nansum(a, axis=None, dtype=None, keepdims=False):
+    """Sum over ``axis`` treating NaNs as zero (their gradient is zero).
+
+    Example:
+        >>> import functorch_lite.numpy as fnp
+        >>> fnp.nansum(fnp.array([1.0, fnp.nan, 2.0]))
+        Array(3., dtype=float32)
+    """
+    return sum(where(isnan(a), 0, a), axis, dtype=dtype, keepdims=keepdims)
+
+
+def nanmean(a, axis=None, dtype=None, keepdims=False):
+    """Mean over ``axis`` ignoring NaNs (an all-NaN group gives NaN).
+
+    Example:
+        >>> import functorch_lite.numpy as fnp
+        >>> fnp.nanmean(fnp.array([1.0, fnp.nan, 2.0]))
+        Array(1.5, dtype=float32)
+    """
+    aval = aval_of(a)
+    if dtype is None and aval.dtype.kind in "biu":
+        dtype = _float_dtype_for(aval.dtype)
+    present = ~isnan(a)
+    total = sum(where(present, a, 0), axis, dtype=dtype, keepdims=keepdims)
+    return total / sum(present, axis, dtype=aval_of(total).dtype, keepdims=keepdims)
+
+
+def ptp(a, axis=None, keepdims=False):
+    """Range (maximum minus minimum) along ``axis``.
+
+    Example:
+        >>> import functorch_lite.numpy as fnp
+        >>> fnp.ptp(fnp.array([[1.0, 5.0], [3.0, 4.0]]), axis=1)
+        Array([4., 1.], dtype=float32)
+    """
+    return max(a, axis, keepdims) - min(a, axis, keepdims)
+
+
+__all__ = ["sum", "prod", "max", "min", "amax", "amin", "all", "any", "argmax", "argmin",
+           "cumsum", "cumprod", "mean", "var", "std", "logsumexp", "average",
+           "count_nonzero", "nansum", "nanmean", "ptp"]
