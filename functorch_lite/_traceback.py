@@ -4,25 +4,25 @@ An exception that leaves a public entry point (a transform, an ``fnp`` function)
 traceback rewritten: every frame whose code lives in the ``functorch_lite`` package is
 dropped and every other frame is kept, so the user sees the line of *their* code that went
 wrong (including lines of their own function called back from inside ``grad``). A note
-says frames were hidden; ``FL_SHOW_INTERNAL_FRAMES=1`` in the environment turns the
-filtering off (read when an exception happens, so it can be set at any time).
+says frames were hidden. ``FL_SHOW_INTERNAL_FRAMES=1`` in the environment turns the
+filtering off; it is read when an exception happens, so it can be set at any time.
 
-Two ways to install a boundary:
+Two ways to make a function a boundary:
 
-* ``@api_boundary`` on a public function (a transform, an ``fnp`` function that is not on
-  the eager hot path). It costs one extra Python call per call (~50-100 ns).
-* Inside a hot function, a ``try``/``except`` around its body, which costs nothing until
-  an exception is raised (Python 3.11 try blocks are free)::
+* ``@api_boundary``. For a plain function the wrapper has exactly the function's
+  parameters, so it costs one extra Python call (~15 ns; a generic ``*args, **kwargs``
+  wrapper costs ~140 ns).
+* In a function on the eager hot path, a ``try``/``except`` around the body, which costs
+  nothing until an exception is raised (try blocks are free since Python 3.11)::
 
       try:
           ...
       except Exception as e:
           hide_internal_frames(e)
-          raise          # a bare raise: no frame of this function is added back
+          raise          # a bare raise re-raises without adding this frame back
 
-Boundaries nest (an ``fnp`` call inside a user function inside ``grad``): each one hides
-only the frames the exception crossed since the previous boundary, and the note is added
-once.
+Boundaries nest (an ``fnp`` call in a user function inside ``grad``): each hides only the
+frames the exception crossed since the boundary below it, and the note is added once.
 """
 
 from __future__ import annotations
@@ -35,16 +35,22 @@ import types
 
 __all__ = ["api_boundary", "hide_internal_frames", "NOTE"]
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-
 NOTE = "(functorch_lite internal frames hidden; set FL_SHOW_INTERNAL_FRAMES=1 to see them)"
 
-# Attribute on an exception: the head of the traceback a boundary built for it. Everything
-# from that entry on is already filtered, so an enclosing boundary stops walking there.
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+# Attribute set on an exception: the head of the traceback a boundary built for it. From
+# that entry on the traceback is already filtered, so an enclosing boundary stops there.
 _FILTERED_HEAD = "_functorch_lite_filtered_tb"
-_NOTHING = object()
+_NOT_FILTERED = object()
+
+# Attribute set on a wrapper made by ``api_boundary``: wrapping it again is a no-op.
+_IS_BOUNDARY = "_functorch_lite_api_boundary"
 
 
+# --------------------------------------------------------------------------------------
+# Filtering
+# --------------------------------------------------------------------------------------
 def _show_internal_frames():
     return os.environ.get("FL_SHOW_INTERNAL_FRAMES", "") not in ("", "0")
 
@@ -54,9 +60,9 @@ def _is_internal(frame):
 
 
 def _filter(tb, stop):
-    """``tb`` without internal frames; entries from ``stop`` on are kept as they are.
+    """``(new_tb, hidden)``: ``tb`` without internal frames, ``hidden`` if any was dropped.
 
-    Returns ``(new_tb, hidden)`` where ``hidden`` says whether a frame was dropped.
+    The entries from ``stop`` on (a traceback a boundary already filtered) are reused.
     """
     kept = []
     hidden = False
@@ -66,29 +72,24 @@ def _filter(tb, stop):
         else:
             kept.append(tb)
         tb = tb.tb_next
-    new_tb = tb  # the already-filtered rest (or None)
+    new_tb = tb
     for entry in reversed(kept):
         new_tb = types.TracebackType(new_tb, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
     return new_tb, hidden
 
 
 def _filter_chain(exc, seen):
-    """Filter ``exc``'s traceback and those of its causes and contexts, in place."""
+    """Filter the tracebacks of ``exc`` and of its causes and contexts, in place."""
     hidden = False
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        stop = getattr(exc, _FILTERED_HEAD, _NOTHING)
         tb = exc.__traceback__
-        if stop is tb:  # nothing crossed since the last boundary
-            new_tb, exc_hidden = tb, False
-        else:
-            new_tb, exc_hidden = _filter(tb, stop)
-            exc.__traceback__ = new_tb
-        try:
-            setattr(exc, _FILTERED_HEAD, new_tb)
-        except AttributeError:  # pragma: no cover - exceptions always accept attributes
-            pass
-        hidden = hidden or exc_hidden
+        stop = getattr(exc, _FILTERED_HEAD, _NOT_FILTERED)
+        if tb is not stop:
+            tb, exc_hidden = _filter(tb, stop)
+            exc.__traceback__ = tb
+            setattr(exc, _FILTERED_HEAD, tb)
+            hidden = hidden or exc_hidden
         if exc.__cause__ is not None:
             hidden = _filter_chain(exc.__cause__, seen) or hidden
         exc = None if exc.__suppress_context__ else exc.__context__
@@ -98,11 +99,12 @@ def _filter_chain(exc, seen):
 def hide_internal_frames(exc: BaseException) -> BaseException:
     """Drop ``functorch_lite`` frames from ``exc``'s traceback (and its causes'), in place.
 
-    Call it in an ``except`` clause followed by a bare ``raise``. Adds :data:`NOTE` once
-    when frames were hidden. Does nothing when ``FL_SHOW_INTERNAL_FRAMES=1``.
+    Call it in an ``except`` clause, then re-raise with a bare ``raise``. Adds
+    :data:`NOTE` (once) when frames were hidden. Does nothing when the environment has
+    ``FL_SHOW_INTERNAL_FRAMES=1``.
 
     Returns:
-        ``exc``, for convenience.
+        ``exc``.
     """
     if _show_internal_frames():
         return exc
@@ -113,12 +115,14 @@ def hide_internal_frames(exc: BaseException) -> BaseException:
     return exc
 
 
+# --------------------------------------------------------------------------------------
+# The decorator
+# --------------------------------------------------------------------------------------
 def api_boundary(fn):
     """Decorator for a public entry point: exceptions leave it with internal frames hidden.
 
-    For a plain function the wrapper has exactly ``fn``'s parameters (no ``*args,
-    **kwargs`` repacking), which keeps its cost to one extra Python call, ~15 ns, instead of
-    ~140 ns for a generic wrapper. Decorating twice is a no-op.
+    Decorating a boundary again returns it unchanged. ``functools.wraps`` metadata
+    (name, docstring, ``__wrapped__``, so ``inspect.signature``) is kept.
 
     Example:
         >>> import traceback
@@ -129,7 +133,7 @@ def api_boundary(fn):
         >>> try:
         ...     ratio(1, b=0)
         ... except ZeroDivisionError as e:
-        ...     print([f.name for f in traceback.extract_tb(e.__traceback__)])
+        ...     print([frame.name for frame in traceback.extract_tb(e.__traceback__)])
         ['<module>', 'ratio']
     """
     if getattr(fn, _IS_BOUNDARY, False):
@@ -138,7 +142,7 @@ def api_boundary(fn):
         wrapper = _wrapper_factory(fn.__code__)(fn, hide_internal_frames)
         wrapper.__defaults__ = fn.__defaults__
         wrapper.__kwdefaults__ = fn.__kwdefaults__
-    else:  # a builtin, a class, a callable object: forward everything
+    else:  # a builtin, a class, a callable object: forward whatever comes
         def wrapper(*args, **kwargs):
             try:
                 return fn(*args, **kwargs)
@@ -150,11 +154,10 @@ def api_boundary(fn):
     return wrapper
 
 
-_IS_BOUNDARY = "_functorch_lite_api_boundary"
-
-# One wrapper factory is compiled per distinct parameter list (all unary fnp functions
-# share one). The wrapper's code claims a file inside the package, so its own frame is
-# hidden too; its source is put in ``linecache`` for FL_SHOW_INTERNAL_FRAMES=1 tracebacks.
+# A wrapper with ``fn``'s own parameter list avoids packing ``*args, **kwargs`` on every
+# call. One factory is compiled per distinct parameter list (all unary fnp functions share
+# one). Its file name lies inside the package, so the wrapper's own frame is hidden too;
+# its source goes to ``linecache`` so that FL_SHOW_INTERNAL_FRAMES=1 tracebacks show it.
 _WRAPPER_TEMPLATE = """\
 def make(__fl_fn, __fl_hide):
     def api_boundary_wrapper({params}):
@@ -168,31 +171,8 @@ def make(__fl_fn, __fl_hide):
 _factories: dict = {}
 
 
-def _parameters(code):
-    """``(params, call)``: source text of ``code``'s parameter list and of a forwarding call."""
-    names = code.co_varnames
-    n_pos, n_posonly, n_kwonly = code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount
-    positional, kwonly = names[:n_pos], names[n_pos:n_pos + n_kwonly]
-    rest = iter(names[n_pos + n_kwonly:])
-    varargs = next(rest) if code.co_flags & inspect.CO_VARARGS else None
-    varkw = next(rest) if code.co_flags & inspect.CO_VARKEYWORDS else None
-    params = list(positional[:n_posonly]) + (["/"] if n_posonly else [])
-    params += positional[n_posonly:]
-    if varargs:
-        params.append("*" + varargs)
-    elif kwonly:
-        params.append("*")
-    params += kwonly
-    call = list(positional) + (["*" + varargs] if varargs else [])
-    call += [f"{k}={k}" for k in kwonly]
-    if varkw:
-        params.append("**" + varkw)
-        call.append("**" + varkw)
-    return ", ".join(params), ", ".join(call)
-
-
 def _wrapper_factory(code):
-    params, call = _parameters(code)
+    params, call = _parameter_lists(code)
     factory = _factories.get(params)
     if factory is None:
         source = _WRAPPER_TEMPLATE.format(params=params, call=call)
@@ -202,3 +182,33 @@ def _wrapper_factory(code):
         exec(compile(source, filename, "exec"), namespace)
         factory = _factories[params] = namespace["make"]
     return factory
+
+
+def _parameter_lists(code):
+    """Source text of ``code``'s parameter list and of a call forwarding every parameter.
+
+    ``def f(x, /, y, *rest, k, **kw)`` gives ``("x, /, y, *rest, k, **kw",
+    "x, y, *rest, k=k, **kw")``; defaults are copied onto the wrapper separately.
+    """
+    names = code.co_varnames
+    n_pos, n_kwonly = code.co_argcount, code.co_kwonlyargcount
+    positional, kwonly = names[:n_pos], names[n_pos:n_pos + n_kwonly]
+    rest = iter(names[n_pos + n_kwonly:])
+    varargs = next(rest) if code.co_flags & inspect.CO_VARARGS else None
+    varkw = next(rest) if code.co_flags & inspect.CO_VARKEYWORDS else None
+
+    n_posonly = code.co_posonlyargcount
+    params = list(positional[:n_posonly]) + (["/"] if n_posonly else [])
+    params += positional[n_posonly:]
+    call = list(positional)
+    if varargs:
+        params.append("*" + varargs)
+        call.append("*" + varargs)
+    elif kwonly:
+        params.append("*")
+    params += kwonly
+    call += [f"{k}={k}" for k in kwonly]
+    if varkw:
+        params.append("**" + varkw)
+        call.append("**" + varkw)
+    return ", ".join(params), ", ".join(call)
