@@ -25,3 +25,5 @@ from functorch_lite.numpy._interop import dispatch_function, dispatch_ufunc  # n
 
 # Primitives register themselves on import; the namespace above is thin over them.
 import functorch_lite.primitives  # noqa: E402, F401
+from functorch_lite.numpy._linalg_ops import *  # noqa: F403
+from functorch_lite.numpy import linalg  # noqa: E402
