@@ -85,31 +85,26 @@ def xp_of_buffer(buf):
 
 
 def xp_of(bufs):
+    """The namespace for a primitive's buffers; CPU and CUDA buffers must not be mixed."""
     if not backends.gpu_seen:
         return np
-    found = None
-    for b in bufs:
-        if type(b).__module__.startswith("cupy"):
-            import cupy
+    cuda = [b for b in bufs if type(b).__module__.startswith("cupy")]
+    if not cuda:
+        return np
+    import cupy
 
-            if found is None:
-                found = cupy
-            dev = b.device.id
-            for other in bufs:
-                if type(other).__module__.startswith("cupy") and other.device.id != dev:
-                    raise ValueError(
-                        f"arrays live on different devices (cuda:{dev} and "
-                        f"cuda:{other.device.id}); move them with fl.device_put first")
-        elif type(b) is np.ndarray and b.ndim > 0 and found is not None:
-            pass
-    if found is not None:
-        for b in bufs:
-            if type(b) is np.ndarray and b.ndim > 0:
-                raise ValueError(
-                    f"an operation mixes a CPU array {_short_aval(b)} with a CUDA array; "
-                    "move one of them with fl.device_put(x, device)")
-        return found
-    return np
+    device = cuda[0].device.id
+    for b in cuda[1:]:
+        if b.device.id != device:
+            raise ValueError(
+                f"an operation mixes arrays on cuda:{device} and cuda:{b.device.id}; move "
+                "them to one device with fl.device_put(x, device) first")
+    for b in bufs:
+        if type(b) is np.ndarray and b.ndim > 0:
+            raise ValueError(
+                f"an operation mixes a CPU array {_short_aval(b)} with an array on "
+                f"cuda:{device}; move one of them with fl.device_put(x, device) first")
+    return cupy
 
 
 def _short_aval(buf):
@@ -358,18 +353,6 @@ def eager_apply(prim, args, params):
     if type(out) is np.ndarray:
         return Array(out)
     return _wrap_result(out, args)
-
-
-def apply_on(trace, prim, args, params):
-    """Bind ``prim`` with ``trace`` current (``None`` = eagerly)."""
-    if trace is None:
-        return eager_apply(prim, args, params)
-    previous = ctx.trace
-    ctx.trace = trace
-    try:
-        return trace.process(prim, args, params)
-    finally:
-        ctx.trace = previous
 
 
 # --------------------------------------------------------------------------------------
@@ -679,9 +662,6 @@ class Array(ArrayMethods):
     def __repr__(self):
         buf = np.asarray(self.__array__())
         body = np.array2string(buf, separator=", ", prefix="Array(")
-        if buf.dtype in (np.float64, np.int64, np.bool_) and buf.size > 0 and not (
-                buf.dtype == np.float32):
-            return f"Array({body}, dtype={buf.dtype})"
         return f"Array({body}, dtype={buf.dtype})"
 
     def __str__(self):
