@@ -15,7 +15,17 @@ from functorch_lite.config import settings
 from functorch_lite.core import Array, aval_of, bind, ctx
 from functorch_lite.numpy._creation import full
 from functorch_lite.numpy._elementwise import (
-    astype, exp, isfinite, isnan, log, maximum, minimum, not_equal, sqrt, where)
+    astype,
+    exp,
+    isfinite,
+    isnan,
+    log,
+    maximum,
+    minimum,
+    not_equal,
+    sqrt,
+    where,
+)
 from functorch_lite.numpy._shape import broadcast_to, moveaxis, ravel, reshape
 from functorch_lite.primitives import reductions as red
 

@@ -206,7 +206,7 @@ def _scan_impl(name):
     return impl
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _scan_dtype(impl, dtype):
     """NumPy's result dtype (small ints and bools accumulate in int64, as in ``sum``)."""
     return impl(np, np.ones((1,), dtype), axis=0, reverse=False).dtype
