@@ -18,7 +18,8 @@ _ACCUMULATE = {"add": "cumsum", "multiply": "cumprod"}
 
 def _no_out(name, kwargs):
     out = kwargs.pop("out", None)
-    if out is not None and out != (None,) * len(out if isinstance(out, tuple) else ()):
+    outs = out if isinstance(out, tuple) else (out,)
+    if any(o is not None for o in outs):
         raise TypeError(
             f"numpy.{name}(..., out=...) cannot write into a functorch_lite array: arrays are "
             f"immutable. Use the returned value instead (x = numpy.{name}(...)).")
