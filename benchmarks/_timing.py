@@ -2,8 +2,9 @@
 
 This machine's speed drifts 2-3x over a minute, so timing A for ten seconds and then B for
 ten seconds compares the machine with itself. Instead every round times one batch of each
-candidate in turn (rotating who goes first), many rounds over, and the median per-call
-time of each candidate is compared with the baseline's from the same rounds.
+candidate in turn (rotating who goes first), many rounds over. A candidate's ratio to the
+baseline is the median over rounds of (its time / the baseline's time *in that round*):
+batches of one round run back to back, so the drift cancels in each quotient.
 
 The per-call cost of the timing loop itself (a Python ``for`` and a call of an empty
 function, ~30-50 ns) is measured the same way and subtracted, so ratios of very cheap
@@ -12,11 +13,11 @@ calls are not pulled towards 1.
 Usage from a benchmark script (numpy must not be imported before ``setup``)::
 
     from benchmarks import _timing
-    args = _timing.setup("my_benchmark")      # parses --threads/--json/--quick
-    import numpy as np                        # noqa: E402  (after the thread count)
+    ARGS = _timing.setup("my_benchmark")       # parses --threads/--json/--quick
+    import numpy as np                         # noqa: E402  (after the thread count)
     results = _timing.compare({"numpy": f, "functorch_lite": g}, baseline="numpy")
     _timing.print_table("title", results, baseline="numpy")
-    _timing.save_json(args, {"title": results})
+    _timing.save_json(ARGS, {"title": results})
 """
 
 from __future__ import annotations
@@ -28,29 +29,32 @@ import platform
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
-__all__ = ["setup", "compare", "print_table", "save_json", "Result", "Skip"]
+__all__ = ["setup", "compare", "paired_ratio", "print_table", "print_header", "save_json",
+           "Result", "torch_threads"]
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 _QUICK = False  # set by ``setup(--quick)``: fewer rounds
-
-
-class Skip(Exception):
-    """Raised by a benchmark's setup when a candidate's library is not importable."""
+_CLOCKS = {"wall": time.perf_counter_ns, "cpu": time.process_time_ns}
+_clock = _CLOCKS["wall"]  # set by ``setup(--clock)``
 
 
 @dataclass
 class Result:
-    """Median time per call of one candidate, with its spread over the rounds."""
+    """One candidate's timings over the rounds (all times net of the loop's own cost)."""
 
     name: str
-    median_ns: float
-    q1_ns: float  # first and third quartiles of the per-round times: the noise
+    median_ns: float   # median time per call
+    q1_ns: float       # first and third quartiles of the per-round times: the noise
     q3_ns: float
+    ratio: float       # median over rounds of time / baseline's time in the same round
+    ratio_q1: float
+    ratio_q3: float
     calls_per_batch: int
     rounds: int
+    per_round_ns: list = field(default_factory=list, repr=False)
 
 
 # --------------------------------------------------------------------------------------
@@ -59,20 +63,25 @@ class Result:
 def setup(name, argv=None, description=None):
     """Parse the common flags and fix the BLAS/OpenMP thread count.
 
-    Must run before numpy (or torch, jax) is imported: the thread count is read from the
-    environment when those libraries load.
+    Must run before numpy (or torch, jax) is imported: they read the thread count from
+    the environment when they load.
 
     Returns:
         The parsed arguments: ``threads``, ``json`` (bool), ``quick`` (bool), ``name``.
     """
     parser = argparse.ArgumentParser(prog=f"python -m benchmarks.{name}",
-                                     description=description)
+                                     description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1,
                         help="BLAS/OpenMP threads for every library (default 1)")
     parser.add_argument("--json", action="store_true",
                         help=f"also write benchmarks/results/{name}.json")
     parser.add_argument("--quick", action="store_true",
-                        help="fewer rounds: a smoke run, too noisy to quote")
+                        help="9 rounds instead of 41: a smoke run, too noisy to quote")
+    parser.add_argument("--clock", choices=sorted(_CLOCKS), default="wall",
+                        help="wall: elapsed time (default); cpu: CPU time of the whole "
+                             "process, which ignores time spent waiting for a core on a "
+                             "busy machine (with --threads 1 only: it adds up threads)")
     args = parser.parse_args(argv)
     args.name = name
     if "numpy" in sys.modules:
@@ -80,8 +89,9 @@ def setup(name, argv=None, description=None):
               "--threads may not take effect", file=sys.stderr)
     for var in _THREAD_VARS:
         os.environ[var] = str(args.threads)
-    global _QUICK
+    global _QUICK, _clock
     _QUICK = args.quick
+    _clock = _CLOCKS[args.clock]
     return args
 
 
@@ -90,7 +100,7 @@ def torch_threads(torch, n):
     torch.set_num_threads(n)
     try:
         torch.set_num_interop_threads(n)
-    except RuntimeError:  # only settable once, before any parallel work
+    except RuntimeError:  # settable only once, before any parallel work
         pass
 
 
@@ -102,12 +112,12 @@ def _empty():
 
 
 def _time_batch(fn, n):
-    perf = time.perf_counter_ns
+    clock = _clock
     it = range(n)
-    t0 = perf()
+    t0 = clock()
     for _ in it:
         fn()
-    return perf() - t0
+    return clock() - t0
 
 
 def _calls_per_batch(fn, target_ns):
@@ -120,20 +130,27 @@ def _calls_per_batch(fn, target_ns):
         n *= 4
 
 
-def compare(candidates, baseline=None, *, rounds=None, batch_ms=2.0, warmup=3):
+def _quartiles(values):
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    q1, q2, q3 = statistics.quantiles(values, n=4)
+    return q1, q2, q3
+
+
+def compare(candidates, baseline, *, rounds=None, batch_ms=2.0, warmup=3):
     """Time zero-argument callables interleaved; return ``{name: Result}``.
 
     Args:
         candidates: ``{name: fn}``; each ``fn()`` does one unit of work.
-        baseline: the name ratios are taken against (only used for ordering checks).
+        baseline: the name ratios are taken against.
         rounds: rounds of one batch per candidate (default 41; 9 with ``--quick``).
         batch_ms: target duration of one batch, milliseconds.
         warmup: untimed calls of each candidate first (caches, lazy imports, JIT warm-up).
 
     Returns:
-        One :class:`Result` per candidate, times net of the loop's own per-call cost.
+        One :class:`Result` per candidate, in the order given.
     """
-    if baseline is not None and baseline not in candidates:
+    if baseline not in candidates:
         raise ValueError(f"baseline {baseline!r} is not one of {list(candidates)}")
     rounds = rounds or (9 if _QUICK else 41)
     fns = dict(candidates)
@@ -141,21 +158,31 @@ def compare(candidates, baseline=None, *, rounds=None, batch_ms=2.0, warmup=3):
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    target_ns = batch_ms * 1e6
-    number = {name: _calls_per_batch(fn, target_ns) for name, fn in fns.items()}
+    number = {name: _calls_per_batch(fn, batch_ms * 1e6) for name, fn in fns.items()}
     names = list(fns)
     per_call = {name: [] for name in names}
     for r in range(rounds):
         start = r % len(names)
         for name in names[start:] + names[:start]:
             per_call[name].append(_time_batch(fns[name], number[name]) / number[name])
+
     loop_ns = statistics.median(per_call.pop("<empty call>"))
+    net = {name: [max(t - loop_ns, 1e-3) for t in times] for name, times in per_call.items()}
     results = {}
     for name in candidates:
-        times = sorted(t - loop_ns for t in per_call[name])
-        q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
-        results[name] = Result(name, q[1], q[0], q[2], number[name], rounds)
+        q1, median, q3 = _quartiles(net[name])
+        ratios = [t / b for t, b in zip(net[name], net[baseline], strict=True)]
+        r1, ratio, r3 = _quartiles(ratios)
+        results[name] = Result(name, median, q1, q3, ratio, r1, r3, number[name], rounds,
+                               net[name])
     return results
+
+
+def paired_ratio(a, b):
+    """Median over rounds of ``a``'s time / ``b``'s time in the same round (two Results
+    from one :func:`compare`)."""
+    return statistics.median(x / y for x, y in zip(a.per_round_ns, b.per_round_ns,
+                                                   strict=True))
 
 
 # --------------------------------------------------------------------------------------
@@ -170,36 +197,40 @@ def _fmt_ns(ns):
 
 
 def print_table(title, results, baseline):
-    """Print median time per call, the interquartile range and the ratio to ``baseline``."""
-    base = results[baseline].median_ns
+    """Print median time per call, its interquartile range, and the ratio to ``baseline``
+    (median of the per-round ratios, with their interquartile range)."""
     width = max(len(n) for n in results) + 2
-    ratio_head = f"vs {baseline}"
     print(f"\n{title}")
-    print(f"  {'candidate':<{width}}{'median/call':>13}{'IQR (q1 - q3)':>25}  {ratio_head}")
+    print(f"  {'candidate':<{width}}{'median/call':>12}{'IQR of times':>24}"
+          f"{'ratio vs ' + baseline:>{max(26, len(baseline) + 12)}}")
     for name, res in results.items():
-        ratio = res.median_ns / base if base > 0 else float("nan")
         spread = f"{_fmt_ns(res.q1_ns)} - {_fmt_ns(res.q3_ns)}"
-        print(f"  {name:<{width}}{_fmt_ns(res.median_ns):>13}{spread:>25}  "
-              f"{ratio:>{len(ratio_head) - 1}.3f}x")
+        ratio = f"{res.ratio:.3f}x ({res.ratio_q1:.2f}-{res.ratio_q3:.2f})"
+        print(f"  {name:<{width}}{_fmt_ns(res.median_ns):>12}{spread:>24}"
+              f"{ratio:>{max(26, len(baseline) + 12)}}")
 
 
 def environment(args):
     """What the numbers depend on: threads, versions, machine."""
     import numpy as np
 
-    return {"threads": args.threads, "python": platform.python_version(),
+    return {"threads": args.threads, "clock": args.clock, "python": platform.python_version(),
             "numpy": np.__version__, "machine": platform.machine(),
-            "processor": platform.processor() or platform.platform(),
-            "cpus": os.cpu_count(), "quick": args.quick,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            "platform": platform.platform(), "cpus": os.cpu_count(),
+            "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+            "quick": args.quick, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
 def print_header(args, title):
     env = environment(args)
+    load = env["load_average"]
     print(f"{title}\n  threads={env['threads']} (OMP/OPENBLAS/MKL_NUM_THREADS), "
+          f"{env['clock']} clock, "
           f"python {env['python']}, numpy {env['numpy']}, {env['cpus']} cpus"
+          f"{f', load average {load[0]:.1f}' if load else ''}"
           f"{', QUICK (noisy)' if args.quick else ''}")
-    print("  times are medians over interleaved rounds; compare ratios, not absolute times")
+    print("  medians over interleaved rounds; ratio = median of per-round ratios "
+          "(IQR in brackets).\n  Compare ratios, not absolute times.")
 
 
 def save_json(args, tables, extra=None):
@@ -208,7 +239,7 @@ def save_json(args, tables, extra=None):
     Args:
         args: the namespace from :func:`setup`.
         tables: ``{table title: {candidate: Result}}``.
-        extra: more JSON-able data to store (targets, notes).
+        extra: more JSON-able data to store (targets, verdicts).
     """
     if not args.json:
         return None
