@@ -7,13 +7,14 @@ Example:
     Array([2., 4.], dtype=float32)
 """
 
-from functorch_lite import config, debug, tree
+from functorch_lite import config, debug, random, tree
 from functorch_lite import numpy  # noqa: F401  (import registers the primitives)
 from functorch_lite.autodiff import (
     checkpoint, custom_jvp, custom_vjp, grad, hessian, jacfwd, jacrev, jvp, stop_gradient,
     value_and_grad, vjp)
 from functorch_lite.batching import vmap
 from functorch_lite.core import Array, ConcretizationError, LeakedTracerError, Tracer
+from functorch_lite.devices import best_device, default_device, device_put, devices
 
 __version__ = "0.1.0"
 
@@ -22,3 +23,4 @@ __all__ = [
     "grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "hessian", "stop_gradient",
     "custom_vjp", "custom_jvp", "checkpoint", "vmap",
 ]
+__all__ += ["random", "devices", "device_put", "default_device", "best_device"]

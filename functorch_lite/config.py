@@ -95,3 +95,40 @@ def default_int_dtype() -> np.dtype:
         dtype('int64')
     """
     return np.dtype(np.int64)
+
+
+class _DeviceSwitch(contextlib.ContextDecorator):
+    """Returned by :func:`set_default_device`; restores the previous default on exit."""
+
+    def __init__(self, previous):
+        self._previous = previous
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        settings.default_device = self._previous
+        return False
+
+
+def set_default_device(device) -> _DeviceSwitch:
+    """Make ``device`` (``'cpu'``, ``'cuda:N'``; None: the CPU) the default device.
+
+    New random keys (and with them every draw) are made there. Works as a plain call or
+    as a context manager that restores the previous default.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> with fl.config.set_default_device("cpu"):
+        ...     print(fl.default_device())
+        cpu
+    """
+    from functorch_lite.devices import parse_device  # devices imports this module
+
+    previous = settings.default_device
+    name = "cpu" if device is None else parse_device("fl.config.set_default_device", device)
+    settings.default_device = None if name == "cpu" else name
+    return _DeviceSwitch(previous)
+
+
+__all__ += ["set_default_device"]

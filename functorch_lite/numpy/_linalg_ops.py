@@ -51,15 +51,17 @@ def matmul(x1, x2, /, _ctx=ctx, _Array=Array, _ndarray=np.ndarray, _matmul=np.ma
         >>> fnp.matmul(fnp.ones((5, 2, 3)), fnp.ones((3, 4))).shape
         (5, 2, 4)
     """
-    # Eager fast path (no transform, two CPU matrices): the NumPy call and one wrap.
+    # Eager fast path (no transform, two CPU arrays): NumPy's matmul, which has the same
+    # 1-D semantics, and one wrap. A vector . vector product comes back as a NumPy scalar.
     if _ctx.trace is None and type(x1) is _Array and type(x2) is _Array:
         a, b = x1._buf, x2._buf
-        if (type(a) is _ndarray and type(b) is _ndarray and a.ndim >= 2 and b.ndim >= 2
+        if (type(a) is _ndarray and type(b) is _ndarray and a.ndim and b.ndim
                 and not _backends.gpu_seen):
             try:
-                return _Array(_matmul(a, b))
+                out = _matmul(a, b)
             except ValueError:
                 raise ValueError(lp.matmul_error(a.shape, b.shape)) from None
+            return _Array(out if type(out) is _ndarray else np.asarray(out))
     try:
         if x1.ndim >= 2 and x2.ndim >= 2:
             return bind(lp.matmul_p, x1, x2)
@@ -169,14 +171,15 @@ def _canonical_subscripts(subscripts, shapes):
                                 "(letters and at most one '...')")
     # '...' stands for the same broadcast axes in every operand, right-aligned.
     fresh = [c for c in string.ascii_letters if c not in spec]
-    ranks = [len(shape) - len(s.replace("...", "")) for s, shape in zip(subs, shapes)]
-    for s, r, shape in zip(subs, ranks, shapes):
+    ranks = [len(shape) - len(s.replace("...", "")) for s, shape in zip(subs, shapes, strict=True)]
+    for s, r, shape in zip(subs, ranks, shapes, strict=True):
         if r < 0 or (r > 0 and "..." not in s):
             raise _einsum_error(subscripts, shapes, f"{s!r} has {len(s.replace('...', ''))} "
                                 f"labels for an operand of rank {len(shape)}")
-    ellipsis_rank = max([r for s, r in zip(subs, ranks) if "..." in s], default=0)
+    ellipsis_rank = max([r for s, r in zip(subs, ranks, strict=True) if "..." in s], default=0)
     ellipsis = "".join(fresh[:ellipsis_rank])
-    subs = [s.replace("...", ellipsis[ellipsis_rank - r:]) for s, r in zip(subs, ranks)]
+    subs = [s.replace("...", ellipsis[ellipsis_rank - r:])
+            for s, r in zip(subs, ranks, strict=True)]
     if arrow:
         if ellipsis_rank and "..." not in output:
             raise _einsum_error(subscripts, shapes, "the output needs '...' for the axes "
@@ -191,8 +194,8 @@ def _canonical_subscripts(subscripts, shapes):
             raise _einsum_error(subscripts, shapes, f"output label {c!r} must appear in an "
                                 "operand and only once in the output")
     sizes = {}
-    for s, shape in zip(subs, shapes):
-        for c, d in zip(s, shape):
+    for s, shape in zip(subs, shapes, strict=True):
+        for c, d in zip(s, shape, strict=True):
             if sizes.get(c, 1) != 1 and d not in (1, sizes[c]):
                 raise _einsum_error(subscripts, shapes, f"label {c!r} has sizes {sizes[c]} "
                                     f"and {d}")
@@ -242,8 +245,10 @@ def _tensordot(name, a, b, axes):
                              f"{sb}")
         axes_a, axes_b = list(range(len(sa) - axes, len(sa))), list(range(axes))
     else:
-        axes_a, axes_b = (_axes_list(name, ax, len(s)) for ax, s in zip(axes, (sa, sb)))
-    if len(axes_a) != len(axes_b) or any(sa[i] != sb[j] for i, j in zip(axes_a, axes_b)):
+        axes_a, axes_b = (_axes_list(name, ax, len(s))
+                          for ax, s in zip(axes, (sa, sb), strict=True))
+    if len(axes_a) != len(axes_b) or any(
+            sa[i] != sb[j] for i, j in zip(axes_a, axes_b, strict=True)):
         raise ValueError(f"fnp.{name}: shapes {sa} and {sb} do not match along the summed "
                          f"axes {tuple(axes_a)} and {tuple(axes_b)}")
     free_a = [i for i in range(len(sa)) if i not in axes_a]
@@ -336,7 +341,7 @@ def kron(a, b):
     # Interleave the axes: a on even positions, b on odd ones, then merge each pair.
     left = fnp.reshape(a, tuple(d for s in sa for d in (s, 1)))
     right = fnp.reshape(b, tuple(d for s in sb for d in (1, s)))
-    return fnp.reshape(left * right, tuple(x * y for x, y in zip(sa, sb)))
+    return fnp.reshape(left * right, tuple(x * y for x, y in zip(sa, sb, strict=True)))
 
 
 __all__ = ["matmul", "matrix_transpose", "einsum", "tensordot", "dot", "vdot", "inner",

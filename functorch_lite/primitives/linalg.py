@@ -224,8 +224,8 @@ def _split_subscripts(subscripts):
 def _label_sizes(subs, shapes):
     """Each label's size, broadcast over the operands (a size-1 axis stretches)."""
     sizes = {}
-    for sub, shape in zip(subs, shapes):
-        for label, d in zip(sub, shape):
+    for sub, shape in zip(subs, shapes, strict=True):
+        for label, d in zip(sub, shape, strict=True):
             sizes[label] = d if sizes.get(label, 1) == 1 else sizes[label]
     return sizes
 
@@ -265,14 +265,14 @@ def _einsum_operand_ct(ct, primals, i, inputs, output):
     """
     sub = inputs[i]
     shape = aval_of(primals[i]).shape
-    others = [(s, x) for j, (s, x) in enumerate(zip(inputs, primals)) if j != i]
+    others = [(s, x) for j, (s, x) in enumerate(zip(inputs, primals, strict=True)) if j != i]
     elsewhere = _label_sizes([output] + [s for s, _ in others],
                              [ct.shape] + [aval_of(x).shape for _, x in others])
     used = set("".join(inputs))
     fresh = iter(c for c in string.ascii_letters if c not in used)
     factors, operands = [output] + [s for s, _ in others], [ct] + [x for _, x in others]
     target, seen = [], set()
-    for label, d in zip(sub, shape):
+    for label, d in zip(sub, shape, strict=True):
         repeated = sub.count(label) > 1
         if label in seen:
             twin = next(fresh)
@@ -290,7 +290,8 @@ def _einsum_operand_ct(ct, primals, i, inputs, output):
     kept = "".join(t for t in target if t is not None)
     g = bind(einsum_p, *operands, subscripts=",".join(factors) + "->" + kept)
     if len(kept) != len(target):
-        g = fnp.reshape(g, tuple(1 if t is None else d for t, d in zip(target, shape)))
+        kept_shape = (1 if t is None else d for t, d in zip(target, shape, strict=True))
+        g = fnp.reshape(g, tuple(kept_shape))
         g = fnp.broadcast_to(g, shape)
     return unbroadcast(g, aval_of(primals[i]))
 
@@ -305,7 +306,7 @@ def _einsum_batch(args, dims, *, subscripts):
     inputs, output = _split_subscripts(subscripts)
     label = next(c for c in string.ascii_letters if c not in subscripts)
     operands, subs = [], []
-    for x, bdim, sub in zip(args, dims, inputs):
+    for x, bdim, sub in zip(args, dims, inputs, strict=True):
         if bdim is None:
             operands.append(x)
             subs.append(sub)

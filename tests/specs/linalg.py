@@ -151,7 +151,7 @@ EINSUMS = {
 
 def _einsum_group(group):
     def build(rng, dtype, sizes):
-        size = dict(zip("abijkl", sizes))
+        size = dict(zip("abijkl", sizes, strict=True))
         return tuple(_random(rng, dtype, tuple(int(c) if c.isdigit() else size[c] for c in t))
                      for _, templates in group for t in templates.split(","))
     return seeded(build, sizes=st.tuples(*[SIDE] * 6))
