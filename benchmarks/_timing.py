@@ -31,12 +31,13 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["setup", "compare", "paired_ratio", "print_table", "print_header", "save_json",
+__all__ = ["setup", "compare", "paired_ratio", "paired_difference", "print_table", "print_header",
+           "save_json",
            "Result", "torch_threads"]
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-_QUICK = False  # set by ``setup(--quick)``: fewer rounds
+_ROUNDS = 41  # set by ``setup(--rounds/--quick)``
 _CLOCKS = {"wall": time.perf_counter_ns, "cpu": time.process_time_ns}
 _clock = _CLOCKS["wall"]  # set by ``setup(--clock)``
 
@@ -78,6 +79,8 @@ def setup(name, argv=None, description=None):
                         help=f"also write benchmarks/results/{name}.json")
     parser.add_argument("--quick", action="store_true",
                         help="9 rounds instead of 41: a smoke run, too noisy to quote")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="rounds per comparison (default 41, or 9 with --quick)")
     parser.add_argument("--clock", choices=sorted(_CLOCKS), default="wall",
                         help="wall: elapsed time (default); cpu: CPU time of the whole "
                              "process, which ignores time spent waiting for a core on a "
@@ -89,8 +92,8 @@ def setup(name, argv=None, description=None):
               "--threads may not take effect", file=sys.stderr)
     for var in _THREAD_VARS:
         os.environ[var] = str(args.threads)
-    global _QUICK, _clock
-    _QUICK = args.quick
+    global _ROUNDS, _clock
+    _ROUNDS = args.rounds or (9 if args.quick else 41)
     _clock = _CLOCKS[args.clock]
     return args
 
@@ -143,7 +146,7 @@ def compare(candidates, baseline, *, rounds=None, batch_ms=2.0, warmup=3):
     Args:
         candidates: ``{name: fn}``; each ``fn()`` does one unit of work.
         baseline: the name ratios are taken against.
-        rounds: rounds of one batch per candidate (default 41; 9 with ``--quick``).
+        rounds: rounds of one batch per candidate (default: from ``--rounds``, 41).
         batch_ms: target duration of one batch, milliseconds.
         warmup: untimed calls of each candidate first (caches, lazy imports, JIT warm-up).
 
@@ -152,7 +155,7 @@ def compare(candidates, baseline, *, rounds=None, batch_ms=2.0, warmup=3):
     """
     if baseline not in candidates:
         raise ValueError(f"baseline {baseline!r} is not one of {list(candidates)}")
-    rounds = rounds or (9 if _QUICK else 41)
+    rounds = rounds or _ROUNDS
     fns = dict(candidates)
     fns["<empty call>"] = _empty
     for fn in fns.values():
@@ -176,6 +179,12 @@ def compare(candidates, baseline, *, rounds=None, batch_ms=2.0, warmup=3):
         results[name] = Result(name, median, q1, q3, ratio, r1, r3, number[name], rounds,
                                net[name])
     return results
+
+
+def paired_difference(a, b):
+    """Median over rounds of ``a``'s time - ``b``'s time in the same round, ns per call."""
+    return statistics.median(x - y for x, y in zip(a.per_round_ns, b.per_round_ns,
+                                                   strict=True))
 
 
 def paired_ratio(a, b):

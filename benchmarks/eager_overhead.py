@@ -77,7 +77,7 @@ def main():
         title = f"exception boundary cost: {op}"
         _timing.print_table(title, res, baseline=baseline)
         for name in list(cands)[1:]:
-            extra_ns = res[name].median_ns - res[baseline].median_ns
+            extra_ns = _timing.paired_difference(res[name], res[baseline])
             print(f"  -> {name} adds {extra_ns:.0f} ns per call")
         tables[title] = res
 
