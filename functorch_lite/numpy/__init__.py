@@ -19,6 +19,7 @@ from numpy import bool_ as bool  # noqa: A004
 from functorch_lite.numpy._creation import *  # noqa: F403
 from functorch_lite.numpy._dtypes import *  # noqa: F403
 from functorch_lite.numpy._elementwise import *  # noqa: F403
+from functorch_lite.numpy._indexing import *  # noqa: F403
 from functorch_lite.numpy._reductions import *  # noqa: F403
 from functorch_lite.numpy._shape import *  # noqa: F403
 from functorch_lite.numpy._interop import dispatch_function, dispatch_ufunc  # noqa: E402

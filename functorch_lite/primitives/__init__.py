@@ -4,4 +4,4 @@ Each module declares its primitives once, with impl, shape rule, jvp, vjp, batch
 side by side (see ``rules`` for the helpers that derive them).
 """
 
-from functorch_lite.primitives import elementwise, linalg, random, reductions, shape  # noqa: F401
+from functorch_lite.primitives import elementwise, indexing, linalg, random, reductions, shape  # noqa: F401, E501
