@@ -140,10 +140,11 @@ def _expand_masks(x_shape, entries, arrays, masks):
             continue
         _, k, mask_shape = e
         if tuple(x_shape[dim:dim + k]) != tuple(mask_shape):
+            axes = f"axis {dim}" if k == 1 else f"axes {dim}..{dim + k - 1}"
             raise IndexError(
                 f"fnp.getitem: boolean index of shape {mask_shape} does not match the "
-                f"indexed axes {dim}..{dim + k - 1} of shape {tuple(x_shape[dim:dim + k])} "
-                f"(array of shape {tuple(x_shape)})")
+                f"shape {tuple(x_shape[dim:dim + k])} of the {axes} it indexes (array of "
+                f"shape {tuple(x_shape)})")
         out.extend([ARRAY] * k)
         out_arrays.extend(Array(i) for i in next(masks))
     return tuple(out), out_arrays
