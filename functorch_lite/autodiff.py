@@ -24,7 +24,8 @@ import numpy as np
 
 from functorch_lite import tree as tree_util
 from functorch_lite.core import (
-    Array, Primitive, ShapedArray, Trace, Tracer, aval_of, bind, ctx, trace_scope)
+    Array, Primitive, ShapedArray, Trace, Tracer, aval_of, bind, ctx, eager_apply,
+    trace_scope)
 
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "hessian",
            "stop_gradient", "custom_vjp", "custom_jvp", "checkpoint", "linearize_not_supported"]
@@ -106,9 +107,11 @@ class VJPTracer(Tracer):
 class VJPTrace(Trace):
     """Records each differentiable primitive applied to a tracked value.
 
-    A tape entry is ``(prim, params, residuals, in_slots, out_slots)``: ``in_slots[i]`` is
-    the cotangent slot of input ``i`` (-1 for a constant), ``out_slots`` the slot of the
-    output (a tuple for multiple results).
+    A tape entry is ``(prim, params, residuals, in_slots, needs, out_slots)``:
+    ``in_slots[i]`` is the cotangent slot of input ``i`` (-1 for a constant), ``needs[i]``
+    whether it wants a cotangent, ``out_slots`` the slot of the output (a tuple for multiple
+    results). ``residuals`` is ``(out, primals)`` unless the primitive has its own
+    ``vjp_fwd``/``vjp_bwd`` pair (custom rules, checkpoint).
     """
 
     transform_name = "grad"
@@ -138,37 +141,42 @@ class VJPTrace(Trace):
                     self.check_foreign(a)
                 primals.append(a)
                 in_slots.append(-1)
-        previous = ctx.trace
-        ctx.trace = self.parent
-        try:
-            if not active or not prim.differentiable:
-                return bind(prim, *primals, **params)
-            custom_fwd = getattr(prim, "vjp_fwd", None)
-            if custom_fwd is not None:
-                out, residuals = custom_fwd(primals, tuple(s >= 0 for s in in_slots), **params)
-            else:
-                out = bind(prim, *primals, **params)
-                residuals = None
-        finally:
-            ctx.trace = previous
+        parent = self.parent
+        custom_fwd = getattr(prim, "vjp_fwd", None)
+        if parent is None and active and custom_fwd is None and prim.differentiable:
+            out = eager_apply(prim, primals, params)  # the common case, without a scope
+        else:
+            previous = ctx.trace
+            ctx.trace = parent
+            try:
+                if not active or not prim.differentiable:
+                    return bind(prim, *primals, **params)
+                if custom_fwd is not None:
+                    out, residuals = custom_fwd(primals, tuple(s >= 0 for s in in_slots),
+                                                **params)
+                else:
+                    out = bind(prim, *primals, **params)
+            finally:
+                ctx.trace = previous
+        if custom_fwd is None:
+            residuals = (out, primals)
+        needs = tuple(s >= 0 for s in in_slots)
         if prim.multiple_results:
             tracers, out_slots = [], []
             for o in out:
-                if _is_float(aval_of(o).dtype):
+                if o.dtype.kind in "fc":
                     t = self.new_tracer(o)
                     tracers.append(t)
                     out_slots.append(t.slot)
                 else:
                     tracers.append(o)
                     out_slots.append(-1)
-            self.tape.append((prim, params, residuals if custom_fwd else (out, primals),
-                              in_slots, tuple(out_slots)))
+            self.tape.append((prim, params, residuals, in_slots, needs, tuple(out_slots)))
             return tuple(tracers)
-        if not _is_float(aval_of(out).dtype):
+        if out.dtype.kind not in "fc":
             return out
         tracer = self.new_tracer(out)
-        self.tape.append((prim, params, residuals if custom_fwd else (out, primals),
-                          in_slots, tracer.slot))
+        self.tape.append((prim, params, residuals, in_slots, needs, tracer.slot))
         return tracer
 
     def concrete(self, tracer):
@@ -180,7 +188,7 @@ class VJPTrace(Trace):
         cts = [None] * self.num_slots
         for slot, ct in seeds.items():
             cts[slot] = ct if cts[slot] is None else cts[slot] + ct
-        for prim, params, residuals, in_slots, out_slots in reversed(self.tape):
+        for prim, params, residuals, in_slots, needs, out_slots in reversed(self.tape):
             if type(out_slots) is tuple:
                 ct = tuple(cts[s] if s >= 0 else None for s in out_slots)
                 if all(c is None for c in ct):
@@ -189,7 +197,6 @@ class VJPTrace(Trace):
                 ct = cts[out_slots]
                 if ct is None:
                     continue
-            needs = tuple(s >= 0 for s in in_slots)
             custom_bwd = getattr(prim, "vjp_bwd", None)
             if custom_bwd is not None:
                 in_cts = custom_bwd(ct, residuals, needs, **params)
@@ -215,9 +222,12 @@ def _as_value(x):
 
 
 def _check_float_inputs(fn_name, leaves, paths, hint=""):
-    for leaf, path in zip(leaves, paths):
+    """Raise if a differentiated leaf is not floating point. ``paths`` may be a callable
+    giving the leaves' key paths: they are only built for the error message."""
+    for i, leaf in enumerate(leaves):
         dtype = aval_of(leaf).dtype
         if not _is_float(dtype):
+            path = (paths() if callable(paths) else paths)[i]
             raise TypeError(
                 f"{fn_name} requires floating-point inputs, but the input at "
                 f"{path or 'argument'} has dtype {dtype}. Cast it with .astype(fnp.float32) "
@@ -358,8 +368,10 @@ def value_and_grad(f, argnums=0, has_aux=False):
         diff_args = tuple(args[n] for n in nums)
         for n, arg in zip(nums, diff_args):
             leaves, _ = tree_util.flatten(arg)
-            _check_float_inputs(name, [_as_value(x) for x in leaves],
-                                _paths(f"args[{n}]", arg) or [f"args[{n}]"] * len(leaves))
+            _check_float_inputs(
+                name, leaves,
+                lambda n=n, arg=arg, k=len(leaves): _paths(f"args[{n}]", arg) or [
+                    f"args[{n}]"] * k)
 
         def partial_f(*dargs):
             full = list(args)
@@ -546,8 +558,8 @@ def _diff_args(name, args, argnums):
     diff = tuple(args[n] for n in nums)
     flat, in_tree = tree_util.flatten(diff)
     flat = [_as_value(x) for x in flat]
-    _check_float_inputs(name, flat, [f"args{tree_util.keystr(p)}" for p, _ in
-                                     tree_util.flatten_with_path(diff)[0]])
+    _check_float_inputs(name, flat, lambda: [f"args{tree_util.keystr(p)}" for p, _ in
+                                             tree_util.flatten_with_path(diff)[0]])
 
     def partial_f(f):
         def call(*dargs):

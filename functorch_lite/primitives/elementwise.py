@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from functorch_lite import numpy as fnp
 from functorch_lite.core import Primitive, ShapedArray, aval_of, bind
 from functorch_lite.primitives.rules import (
@@ -19,7 +21,13 @@ _LN10 = math.log(10.0)
 
 
 def _ufunc(name):
-    return lambda xp, *args: getattr(xp, name)(*args)
+    """impl calling the backend's ufunc ``name`` (looked up once for NumPy)."""
+    np_ufunc = getattr(np, name)
+
+    def impl(xp, *args):
+        return (np_ufunc if xp is np else getattr(xp, name))(*args)
+
+    return impl
 
 
 def _u(name, derivative=None, **kw):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from functorch_lite import numpy as fnp
 from functorch_lite.core import Primitive, ShapedArray, aval_of, bind
 
 __all__ = ["unary", "binary", "linear", "unbroadcast", "zeros_like_aval", "instantiate",
@@ -71,10 +72,10 @@ def _elementwise_abstract_eval(name, impl):
 # --------------------------------------------------------------------------------------
 def unbroadcast(g, aval):
     """Sum ``g`` down to ``aval``'s shape (undoing broadcasting) and cast to its dtype."""
-    from functorch_lite import numpy as fnp
-
     shape = aval.shape
     gshape = g.shape
+    if gshape == shape and (g.dtype == aval.dtype or aval.weak_type):
+        return g
     if gshape != shape:
         lead = len(gshape) - len(shape)
         axes = tuple(range(lead)) + tuple(
@@ -89,8 +90,6 @@ def unbroadcast(g, aval):
 
 
 def zeros_like_aval(aval):
-    from functorch_lite import numpy as fnp
-
     return fnp.zeros(aval.shape, aval.dtype)
 
 
@@ -102,8 +101,6 @@ def instantiate(t, x):
 
 
 def _broadcast_tangent(t, out):
-    from functorch_lite import numpy as fnp
-
     if t.shape != out.shape:
         t = fnp.broadcast_to(t, out.shape)
     if t.dtype != out.dtype:
@@ -229,8 +226,6 @@ def _elementwise_batch(apply):
     """
 
     def batch(args, batch_dims, **params):
-        from functorch_lite import numpy as fnp
-
         ranks = [aval_of(a).ndim - (bd is not None) for a, bd in zip(args, batch_dims)]
         rank = max(ranks)
         moved = []
