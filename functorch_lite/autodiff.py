@@ -23,6 +23,7 @@ import functools
 import numpy as np
 
 from functorch_lite import tree as tree_util
+from functorch_lite._traceback import api_boundary
 from functorch_lite.core import (
     Array, Primitive, ShapedArray, Trace, Tracer, aval_of, bind, ctx, eager_apply,
     trace_scope)
@@ -305,7 +306,7 @@ def _vjp(f, primals, has_aux, transform_name):
         return tree_util.unflatten(in_tree, grads)
 
     out_value = tree_util.unflatten(out_tree, out_primals)
-    return out_value, vjp_fn, aux
+    return out_value, api_boundary(vjp_fn), aux
 
 
 def _unwrap_primal(v, trace):
@@ -314,6 +315,7 @@ def _unwrap_primal(v, trace):
     return v
 
 
+@api_boundary
 def vjp(f, *primals, has_aux=False):
     """Evaluate ``f(*primals)`` and return a function that pulls cotangents back.
 
@@ -362,6 +364,7 @@ def value_and_grad(f, argnums=0, has_aux=False):
     """
     name = f"value_and_grad({_fn_name(f)})"
 
+    @api_boundary
     @functools.wraps(f)
     def value_and_grad_f(*args, **kwargs):
         single, nums = _argnums_tuple(name, argnums, len(args))
@@ -421,6 +424,7 @@ def grad(f, argnums=0, has_aux=False):
     """
     vg = value_and_grad(f, argnums, has_aux)
 
+    @api_boundary
     @functools.wraps(f)
     def grad_f(*args, **kwargs):
         if has_aux:
@@ -434,6 +438,7 @@ def grad(f, argnums=0, has_aux=False):
 # --------------------------------------------------------------------------------------
 # jvp
 # --------------------------------------------------------------------------------------
+@api_boundary
 def jvp(f, primals, tangents, has_aux=False):
     """Evaluate ``f`` at ``primals`` and its directional derivative along ``tangents``.
 
@@ -589,6 +594,7 @@ def jacfwd(f, argnums=0, has_aux=False):
 
     name = f"jacfwd({_fn_name(f)})"
 
+    @api_boundary
     @functools.wraps(f)
     def jacfwd_f(*args):
         single, flat, in_tree, partial = _diff_args(name, args, argnums)
@@ -627,6 +633,7 @@ def jacrev(f, argnums=0, has_aux=False):
 
     name = f"jacrev({_fn_name(f)})"
 
+    @api_boundary
     @functools.wraps(f)
     def jacrev_f(*args):
         single, flat, in_tree, partial = _diff_args(name, args, argnums)
@@ -668,6 +675,7 @@ stop_gradient_p = Primitive(
     batch=lambda args, dims: (bind(stop_gradient_p, args[0]), dims[0]))
 
 
+@api_boundary
 def stop_gradient(x):
     """Identity on values; blocks derivatives (works on pytrees).
 
@@ -754,6 +762,7 @@ class custom_vjp:  # noqa: N801 - a decorator, named like JAX's
     def defvjp(self, fwd, bwd):
         self.fwd, self.bwd = fwd, bwd
 
+    @api_boundary
     def __call__(self, *args):
         if self.fwd is None:
             raise TypeError(f"custom_vjp function {_fn_name(self.fun)} has no rule yet: call "
@@ -855,6 +864,7 @@ class custom_jvp:  # noqa: N801 - a decorator, named like JAX's
         self.rule = rule
         return rule
 
+    @api_boundary
     def __call__(self, *args):
         if self.rule is None:
             raise TypeError(f"custom_jvp function {_fn_name(self.fun)} has no rule yet: call "
@@ -922,6 +932,7 @@ def checkpoint(f):
         True
     """
 
+    @api_boundary
     @functools.wraps(f)
     def checkpointed(*args):
         flat, in_tree = tree_util.flatten(args)

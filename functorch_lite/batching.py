@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 
 from functorch_lite import tree as tree_util
+from functorch_lite._traceback import api_boundary
 from functorch_lite.core import (
     ConcretizationError, ShapedArray, Trace, Tracer, aval_of, bind, ctx, trace_scope)
 
@@ -124,11 +125,12 @@ def vmap(f, in_axes=0, out_axes=0, axis_size=None):
         >>> import functorch_lite.numpy as fnp
         >>> xs = fnp.arange(6.0).reshape(3, 2)
         >>> fl.vmap(lambda x, w: fnp.dot(x, w), in_axes=(0, None))(xs, fnp.ones(2))
-        Array([ 1.,  5.,  9.], dtype=float32)
+        Array([1., 5., 9.], dtype=float32)
     """
     if isinstance(in_axes, list):
         in_axes = tuple(in_axes)
 
+    @api_boundary
     @functools.wraps(f)
     def vmapped(*args):
         from functorch_lite import numpy as fnp

@@ -349,10 +349,29 @@ def eager_apply(prim, args, params):
     except AttributeError:
         bufs = [to_buffer(a) for a in args]
     xp = xp_of(bufs) if backends.gpu_seen else np
-    out = prim.impl(xp, *bufs, **params)
+    try:
+        out = prim.impl(xp, *bufs, **params)
+    except Exception as e:
+        _explain_failure(prim, args, params, e)
+        raise
     if type(out) is np.ndarray:
         return Array(out)
     return _wrap_result(out, args)
+
+
+def _explain_failure(prim, args, params, error):
+    """When an impl fails, let the shape rule raise its clearer message (naming the fnp
+    function, the shapes and the fix) if it also rejects the inputs."""
+    if prim.abstract_eval is None or not isinstance(error, (ValueError, TypeError)):
+        return
+    try:
+        avals = [aval_of(a) for a in args]
+    except Exception:
+        return
+    try:
+        prim.abstract_eval(*avals, **params)
+    except (ValueError, TypeError) as clearer:
+        raise clearer from None
 
 
 # --------------------------------------------------------------------------------------

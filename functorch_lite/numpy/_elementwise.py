@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from functorch_lite.core import Array, ArrayMethods, Tracer, aval_of, bind, ctx
+from functorch_lite._traceback import hide_internal_frames
 from functorch_lite.core import backends as _backends
 from functorch_lite.primitives import elementwise as ew
 
@@ -49,13 +50,17 @@ def _make_unary(name, prim):
     # handling; this is the ~1 us budget of an eager primitive. Defaults bind globals as
     # fast locals.
     def fn(x, /, _ctx=ctx, _Array=Array, _ndarray=np.ndarray, _ufunc=getattr(np, name)):
-        if _ctx.trace is None and type(x) is _Array:
-            buf = x._buf
-            if type(buf) is _ndarray:
-                out = _ufunc(buf)
-                if type(out) is _ndarray:
-                    return _Array(out)
-        return bind(prim, x)
+        try:
+            if _ctx.trace is None and type(x) is _Array:
+                buf = x._buf
+                if type(buf) is _ndarray:
+                    out = _ufunc(buf)
+                    if type(out) is _ndarray:
+                        return _Array(out)
+            return bind(prim, x)
+        except Exception as e:  # free unless raised: the user sees their own frames
+            hide_internal_frames(e)
+            raise
 
     example = _EXAMPLE_INPUT.get(name, "[0.5, -0.25]")
     compare = "allclose" if prim.differentiable else "array_equal"
@@ -79,25 +84,32 @@ def _make_binary(name, prim):
     # Fast path as for unary ops: Arrays on the CPU, or an Array and a Python int/float.
     def fn(x, y, /, _ctx=ctx, _Array=Array, _ndarray=np.ndarray, _ufunc=getattr(np, name),
            _scalars=_SCALAR_TYPES):
-        if _ctx.trace is None:
-            tx, ty = type(x), type(y)
-            if tx is _Array:
-                a = x._buf
-                if ty is _Array:
-                    b = y._buf
-                elif ty in _scalars:
-                    b = y
+        try:
+            if _ctx.trace is None:
+                tx, ty = type(x), type(y)
+                if tx is _Array:
+                    a = x._buf
+                    if ty is _Array:
+                        b = y._buf
+                    elif ty in _scalars:
+                        b = y
+                    else:
+                        return bind(prim, x, y)
+                elif ty is _Array and tx in _scalars:
+                    a, b = x, y._buf
                 else:
                     return bind(prim, x, y)
-            elif ty is _Array and tx in _scalars:
-                a, b = x, y._buf
-            else:
-                return bind(prim, x, y)
-            if (type(a) is _ndarray or type(b) is _ndarray) and not _backends.gpu_seen:
-                out = _ufunc(a, b)
-                if type(out) is _ndarray:
-                    return _Array(out)
-        return bind(prim, x, y)
+                if (type(a) is _ndarray or type(b) is _ndarray) and not _backends.gpu_seen:
+                    try:
+                        out = _ufunc(a, b)
+                    except ValueError:
+                        return bind(prim, x, y)  # re-raised there with a clearer message
+                    if type(out) is _ndarray:
+                        return _Array(out)
+            return bind(prim, x, y)
+        except Exception as e:  # free unless raised: the user sees their own frames
+            hide_internal_frames(e)
+            raise
 
     integer_only = name.startswith(("bitwise", "left_shift", "right_shift"))
     example = "[1, 6], [3, 4]" if integer_only else "[1.5, -2.0], [0.5, 3.0]"
