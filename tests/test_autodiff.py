@@ -231,3 +231,19 @@ def test_np_asarray_of_a_tracer_raises_naming_the_transform():
 def test_argnums_out_of_range():
     with pytest.raises(ValueError, match="argnums"):
         fl.grad(lambda x: x, argnums=2)(1.0)
+
+
+def test_errors_inside_grad_point_at_the_user_line(monkeypatch):
+    import traceback
+
+    monkeypatch.delenv("FL_SHOW_INTERNAL_FRAMES", raising=False)
+
+    def loss(x):
+        return fnp.sum(x + fnp.ones(4))  # the mistake: shapes (3,) and (4,)
+
+    with pytest.raises(ValueError, match=r"fnp\.add.*\(3,\) and \(4,\)") as info:
+        fl.grad(loss)(fnp.ones(3))
+    frames = traceback.extract_tb(info.value.__traceback__)
+    assert frames[-1].line.startswith("return fnp.sum(x + fnp.ones(4))")
+    assert not any("functorch_lite" in f.filename for f in frames)
+    assert any("internal frames hidden" in n for n in info.value.__notes__)
