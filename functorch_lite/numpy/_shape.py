@@ -546,7 +546,9 @@ def _as_pairs(name, what, value, nd):
     tuple of ``nd`` (before, after) pairs of Python numbers."""
     values = np.asarray(value)
     try:
-        if values.size == 1:
+        if nd == 0:
+            pairs = ()
+        elif values.size == 1:
             pairs = ((values.reshape(()).item(),) * 2,) * nd
         elif values.size == 2 and values.shape != (2, 1):
             pairs = (tuple(values.reshape(-1).tolist()),) * nd

@@ -87,6 +87,8 @@ def _prod_of_others(x, axes):
     others is (product of those before) * (product of those after): no division by ``x``.
     """
     shape = fnp.shape(x)
+    if 0 in shape:
+        return fnp.zeros_like(x)  # empty groups (and no groups) have nothing to multiply
     kept = tuple(i for i in range(len(shape)) if i not in axes)
     perm = kept + tuple(axes)
     moved = fnp.transpose(x, perm)
@@ -136,7 +138,7 @@ def _extremum(name, impl):
 
 
 def _check_nonempty(name, x, axes):
-    if x.size == 0 and any(x.shape[a] == 0 for a in (axes or range(x.ndim))):
+    if x.size == 0 and any(x.shape[a] == 0 for a in axes):
         raise ValueError(f"fnp.{name}: zero-size reduction over axes {axes} of an array of "
                          f"shape {x.shape} has no identity; pass initial= or check sizes")
 
