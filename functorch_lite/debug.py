@@ -119,3 +119,57 @@ def grad_norms(grads):
         {'w': 5.0}
     """
     return tree_util.map(lambda g: float(np.sqrt(np.sum(_np(g) ** 2))), grads)
+
+
+def assert_max_traces(n):
+    """Fail (AssertionError) when a function is traced by ``jit`` more than ``n`` times.
+
+    Use it as a decorator on a jitted function (its ``trace_count`` may not exceed ``n``),
+    on a plain function that is then jitted (it may not run more than ``n`` times), or as
+    a context manager (no jitted function may be traced more than ``n`` times inside the
+    block). The error names the function and its latest retrace reason.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> import functorch_lite.numpy as fnp
+        >>> @fl.debug.assert_max_traces(1)
+        ... @fl.jit
+        ... def double(x):
+        ...     return x * 2
+        >>> double(fnp.ones(2)); double(fnp.zeros(2))   # same shape: one trace
+        Array([2., 2.], dtype=float32)
+        Array([0., 0.], dtype=float32)
+        >>> double(fnp.ones(3))
+        Traceback (most recent call last):
+            ...
+        AssertionError: jit(double) was traced 2 times, more than the 1 allowed by ...
+    """
+    from functorch_lite.jit.api import assert_max_traces as _assert_max_traces
+
+    return _assert_max_traces(n)
+
+
+# NB: defined last and under the builtin's name on purpose (``fl.debug.print``); this
+# module itself never calls the builtin ``print``.
+def print(fmt, *args, **kwargs):  # noqa: A001
+    """Print ``fmt.format(*args, **kwargs)`` with the runtime values, also under transforms.
+
+    Eagerly it prints at once; inside ``jit`` it prints each time the compiled function
+    runs (the call is never optimized away); under ``vmap`` it prints the whole batch;
+    under ``grad`` it prints the forward values. ``args`` may be pytrees of arrays.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> import functorch_lite.numpy as fnp
+        >>> @fl.jit
+        ... def f(x):
+        ...     fl.debug.print("x = {}, sum = {s}", x, s=fnp.sum(x))
+        ...     return x * 2
+        >>> _ = f(fnp.array([1.0, 2.0]))
+        x = [1. 2.], sum = 3.0
+    """
+    from functorch_lite.core import bind
+    from functorch_lite.primitives.control_flow import debug_print_p
+
+    leaves, in_tree = tree_util.flatten((args, kwargs))
+    bind(debug_print_p, *leaves, fmt=fmt, in_tree=in_tree)

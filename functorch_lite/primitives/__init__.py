@@ -5,3 +5,4 @@ side by side (see ``rules`` for the helpers that derive them).
 """
 
 from functorch_lite.primitives import elementwise, indexing, linalg, random, reductions, shape  # noqa: F401, E501
+from functorch_lite.primitives import control_flow  # noqa: F401, E402
