@@ -64,7 +64,8 @@ def _bool_mask(k, x_shape):
 
 
 def _entry_dims(shape, entries):
-    """The first axis that each index entry reads (a ``("mask", k)`` entry reads k axes)."""
+    """The first axis that each index entry reads (a ``("mask", k, shape)`` entry reads k
+    axes)."""
     widths = [0 if e is None or e is Ellipsis else e[1] if type(e) is tuple else 1
               for e in entries]
     rest = len(shape) - builtins.sum(widths)
@@ -75,7 +76,7 @@ def _entry_dims(shape, entries):
     return dims
 
 
-def parse_index(x_shape, key):
+def _parse_index(x_shape, key):
     """``(entries, arrays)``: ``key`` as static entries plus integer-array operands.
 
     Python and NumPy integers and 0-d concrete integer arrays become static ints; lists
@@ -128,8 +129,7 @@ def parse_index(x_shape, key):
 
 def _expand_masks(x_shape, entries, arrays, masks):
     """Replace each mask entry by one ARRAY per mask axis (after checking its shape)."""
-    marked = [("mask", e[1]) if type(e) is tuple else e for e in entries]
-    dims = _entry_dims(x_shape, marked)
+    dims = _entry_dims(x_shape, entries)
     out, out_arrays = [], []
     arrays, masks = iter(arrays), iter(masks)
     for e, dim in zip(entries, dims, strict=True):
@@ -201,7 +201,7 @@ def getitem(a, key):
 
 def _advanced_getitem(a, key):
     try:
-        entries, arrays = parse_index(shape(a), key)
+        entries, arrays = _parse_index(shape(a), key)
         if not arrays:
             return bind(ix.slice_p, a, index=StaticIndex(entries))
         return bind(ix.gather_p, a, *arrays, index=StaticIndex(entries))
@@ -326,7 +326,7 @@ _SCATTER = {"set": ix.scatter_p, "add": ix.scatter_add_p, "multiply": ix.scatter
 def _update(method, x, key, values, unique_indices=False):
     x_aval = aval_of(x)
     try:
-        entries, arrays = parse_index(x_aval.shape, key)
+        entries, arrays = _parse_index(x_aval.shape, key)
         target, _, _ = ix.index_layout(x_aval.shape, entries, [shape(a) for a in arrays])
         values = _as_update(method, key, values, x_aval, target)
         index = StaticIndex(entries)

@@ -489,7 +489,7 @@ scatter_mul_p.batch = _scatter_batch(scatter_mul_p)
 # scatter_min / scatter_max: the derivative goes to whichever of x and the updates landing
 # on an element was selected, shared equally among ties (like reduce_max).
 # --------------------------------------------------------------------------------------
-def _selection(prim, x, arrays, v, out, index):
+def _selection(x, arrays, v, out, index):
     """Masks of the selected x entries and updates, and the tie count of each element."""
     dtype = aval_of(out).dtype
     picked_x = x == out
@@ -505,7 +505,7 @@ def _scatter_extremum(name, ufunc_name):
         x, *arrays, v = primals
         t_x, t_v = tangents[0], tangents[-1]
         out = bind(prim, x, *arrays, v, index=index)
-        picked_x, picked_v, counts = _selection(prim, x, arrays, v, out, index)
+        picked_x, picked_v, counts = _selection(x, arrays, v, out, index)
         dtype = aval_of(out).dtype
         t_out = fnp.zeros(aval_of(out).shape, dtype)
         if t_x is not None:
@@ -517,7 +517,7 @@ def _scatter_extremum(name, ufunc_name):
 
     def vjp(ct, out, primals, needs, *, index):
         x, *arrays, v = primals
-        picked_x, picked_v, counts = _selection(prim, x, arrays, v, out, index)
+        picked_x, picked_v, counts = _selection(x, arrays, v, out, index)
         share = ct / counts
         ct_x = fnp.where(picked_x, share, 0) if needs[0] else None
         ct_v = (fnp.where(picked_v, bind(gather_p, share, *arrays, index=index), 0)
@@ -563,9 +563,14 @@ sort_p = Primitive("sort", lambda xp, x, axis: xp.sort(x, axis=axis), _same_aval
                    jvp=_sort_jvp, vjp=_sort_vjp, emit="sort")
 sort_p.batch = _axis_batch(sort_p)
 
+def _argsort_impl(xp, x, axis):
+    # CuPy's argsort is always stable (and older CuPy takes no ``kind``).
+    return xp.argsort(x, axis=axis, kind="stable") if xp is np else xp.argsort(x, axis=axis)
+
+
 argsort_p = Primitive(
-    "argsort", lambda xp, x, axis: xp.argsort(x, axis=axis, kind="stable"),
-    lambda x, *, axis: ShapedArray(x.shape, np.intp), differentiable=False, emit="argsort")
+    "argsort", _argsort_impl, lambda x, *, axis: ShapedArray(x.shape, np.intp),
+    differentiable=False, emit="argsort")
 argsort_p.batch = _axis_batch(argsort_p)
 
 
