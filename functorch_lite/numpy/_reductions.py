@@ -9,6 +9,8 @@ ufunc's ``reduce`` directly (the same result as the primitive's impl).
 
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 
 from functorch_lite.config import settings
@@ -42,7 +44,7 @@ def normalize_axes(name, axis, ndim):
         out = tuple(range(ndim))
     else:
         out = []
-        for a in (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis):
+        for a in (axis,) if isinstance(axis, (int, np.integer)) else _axis_tuple(name, axis):
             a = int(a)
             if not -ndim <= a < ndim:
                 raise ValueError(f"fnp.{name}: axis {a} is out of range for a {ndim}-d array "
@@ -54,6 +56,14 @@ def normalize_axes(name, axis, ndim):
     if not isinstance(axis, list):
         _axes_cache[axis, ndim] = out
     return out
+
+
+def _axis_tuple(name, axis):
+    # NB: this module's ``all``/``sum``/``max``... are the fnp reductions, not the builtins.
+    if isinstance(axis, (tuple, list)) and builtins.all(
+            isinstance(a, (int, np.integer)) for a in axis):
+        return axis
+    raise TypeError(f"fnp.{name}: axis must be None, an int or a tuple of ints, got {axis!r}")
 
 
 def _reduce(name, prim, a, axis, keepdims, dtype=None):
@@ -198,11 +208,17 @@ def _arg(name, prim, a, axis, keepdims):
     if axis is None:
         out = bind(prim, ravel(a), axis=0)
         return reshape(out, (1,) * aval.ndim) if keepdims else out
-    (ax,) = normalize_axes(name, axis, aval.ndim)
+    ax = _one_axis(name, axis, aval.ndim)
     out = bind(prim, a, axis=ax)
     if keepdims:
         out = reshape(out, red._kept_shape(aval.shape, (ax,)))
     return out
+
+
+def _one_axis(name, axis, ndim):
+    if not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"fnp.{name}: axis must be None or an int, got {axis!r}")
+    return normalize_axes(name, axis, ndim)[0]
 
 
 def argmax(a, axis=None, keepdims=False):
@@ -232,8 +248,7 @@ def _scan(name, prim, a, axis, dtype):
         a = astype(a, dtype)
     if axis is None:
         a, axis = ravel(a), 0
-    (ax,) = normalize_axes(name, axis, aval_of(a).ndim)
-    return bind(prim, a, axis=ax, reverse=False)
+    return bind(prim, a, axis=_one_axis(name, axis, aval_of(a).ndim), reverse=False)
 
 
 def cumsum(a, axis=None, dtype=None):
