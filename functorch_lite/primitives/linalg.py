@@ -681,9 +681,12 @@ def _svd_jvp(primals, tangents, *, full_matrices):
 
 def _svd_vjp(ct, out, primals, needs, *, full_matrices):
     (a,) = primals
-    _check_reduced(a, full_matrices)
     u, s, vh = out
     ct_u, ct_s, ct_vh = ct
+    if full_matrices and ct_u is None and ct_vh is None:
+        # Only the singular values are used: their rule does not need unique extra vectors.
+        return _svdvals_vjp(ct_s, s, primals, needs)
+    _check_reduced(a, full_matrices)
     m, n = aval_of(a).shape[-2:]
     k = s.shape[-1]
     s_row, s_col = fnp.expand_dims(s, -2), fnp.expand_dims(s, -1)

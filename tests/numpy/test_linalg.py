@@ -358,6 +358,13 @@ def test_svd_reconstruction_has_the_identity_gradient():
     np.testing.assert_allclose(fl.grad(f)(a), c, rtol=1e-10, atol=1e-12)
 
 
+def test_singular_values_of_a_full_svd_are_differentiable():
+    a = fnp.asarray(randn(4, 2))
+    g = fl.grad(lambda a: fnp.sum(fnp.linalg.svd(a).S))(a)
+    u, _, vh = np.linalg.svd(np.asarray(a), full_matrices=False)
+    np.testing.assert_allclose(g, u @ vh, rtol=1e-10)
+
+
 def test_unsupported_derivatives_raise_clearly():
     with pytest.raises(NotImplementedError, match=r"fnp.linalg.qr: .*m >= n.*\(2, 4\)"):
         fl.grad(lambda a: fnp.sum(fnp.linalg.qr(a).R))(fnp.asarray(randn(2, 4)))
