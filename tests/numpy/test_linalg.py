@@ -408,3 +408,28 @@ def test_norm_errors():
         fnp.linalg.norm(fnp.ones((2, 2)), 3)
     with pytest.raises(ValueError, match=r"1-D or 2-D input.*\(2, 2, 2\)"):
         fnp.linalg.norm(fnp.ones((2, 2, 2)), 1)
+
+
+# --- shape rules ------------------------------------------------------------------------------
+@pytest.mark.parametrize("prim, shapes, params", [
+    (lp.matmul_p, [(2, 1, 3, 4), (5, 4, 2)], {}),
+    (lp.einsum_p, [(2, 3), (3, 4)], {"subscripts": "ij,jk->ik"}),
+    (lp.einsum_p, [(3, 1), (3, 4)], {"subscripts": "ij,ij->ij"}),
+    (lp.inv_p, [(2, 3, 3)], {}), (lp.det_p, [(3, 3)], {}), (lp.slogdet_p, [(2, 3, 3)], {}),
+    (lp.solve_p, [(3, 3), (4, 3, 2)], {}), (lp.cholesky_p, [(3, 3)], {}),
+    (lp.qr_p, [(5, 3)], {}), (lp.qr_p, [(3, 5)], {}), (lp.eigh_p, [(3, 3)], {"UPLO": "L"}),
+    (lp.eigvalsh_p, [(2, 3, 3)], {"UPLO": "U"}),
+    (lp.svd_p, [(5, 3)], {"full_matrices": True}), (lp.svd_p, [(3, 5)], {"full_matrices": False}),
+    (lp.svdvals_p, [(2, 5, 3)], {})])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_abstract_eval_matches_the_impl(prim, shapes, params, dtype):
+    from functorch_lite.core import ShapedArray
+
+    bufs = [conditioned(*s).astype(dtype) if s[-1] == s[-2] else randn(*s, dtype=dtype)
+            for s in shapes]
+    bufs = [b @ np.swapaxes(b, -1, -2) if prim is lp.cholesky_p else b for b in bufs]
+    out = prim.impl(np, *bufs, **params)
+    avals = prim.abstract_eval(*[ShapedArray(b.shape, b.dtype) for b in bufs], **params)
+    outs, avals = (out, avals) if prim.multiple_results else ((out,), (avals,))
+    for o, aval in zip(outs, avals, strict=True):
+        assert (np.shape(o), np.asarray(o).dtype) == (aval.shape, aval.dtype)
