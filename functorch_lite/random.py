@@ -27,6 +27,7 @@ import operator
 import numpy as np
 
 from functorch_lite import numpy as fnp
+from functorch_lite.autodiff import stop_gradient
 from functorch_lite.config import settings
 from functorch_lite.core import Tracer, aval_of, bind
 from functorch_lite.primitives.random import FOLD_IN, erf_p, erfinv_p, random_bits_p, threefry2x32_p
@@ -97,7 +98,14 @@ def _check_broadcasts_to(fn_name, shape, **operands):
                 f"value per element of {name}, or a shape that ends with its shape")
 
 
+# Python numbers stay Python numbers: weakly typed, they take the draw's dtype, and they
+# combine with buffers of any backend (a CuPy op rejects even a 0-d NumPy array).
+_PY_NUMBERS = (int, float)
+
+
 def _as_float(value, dtype):
+    if isinstance(value, _PY_NUMBERS):
+        return float(value)
     value = fnp.asarray(value)
     return value if value.dtype == dtype else fnp.astype(value, dtype)
 
@@ -268,7 +276,7 @@ def gumbel(key, shape=(), dtype=None):
 
 
 def _gumbel(key, shape, dtype):
-    u = fnp.maximum(_unit_uniform(key, shape, dtype), np.finfo(dtype).tiny)
+    u = fnp.maximum(_unit_uniform(key, shape, dtype), float(np.finfo(dtype).tiny))
     return -fnp.log(-fnp.log(u))
 
 
@@ -282,15 +290,16 @@ def bernoulli(key, p=0.5, shape=None):
         (dtype('bool'), True)
     """
     key = _check_key("bernoulli", key)
-    p = fnp.asarray(p)
-    if p.dtype.kind != "f":
-        p = fnp.astype(p, settings.float_dtype)
+    aval = aval_of(p)
+    dtype = aval.dtype if aval.dtype.kind == "f" and not aval.weak_type else \
+        settings.float_dtype
+    p = _as_float(p, dtype)
     if shape is None:
-        shape = p.shape
+        shape = aval.shape
     else:
         shape = _shape("bernoulli", shape)
         _check_broadcasts_to("bernoulli", shape, p=p)
-    return _unit_uniform(key, shape, p.dtype) < p
+    return _unit_uniform(key, shape, dtype) < p
 
 
 def randint(key, shape, minval, maxval, dtype=None):
@@ -314,22 +323,30 @@ def randint(key, shape, minval, maxval, dtype=None):
                         "use fl.random.uniform for floats")
     _check_broadcasts_to("randint", shape, minval=minval, maxval=maxval)
     low, high = _int_bound(minval, dtype), _int_bound(maxval, dtype)
-    # Unsigned arithmetic wraps, which makes the span right even across zero.
-    span = fnp.astype(high, np.uint64) - fnp.astype(low, np.uint64)
-    span = fnp.where(high <= low, np.uint64(1), span)
+    # In uint64 arithmetic, which wraps, high - low is the span even across zero, and
+    # low + offset wraps back to the signed result. An empty range gives low, as in JAX.
+    if isinstance(low, int) and isinstance(high, int):
+        span = (high - low) % 2**64 if high > low else 1
+    else:
+        span = fnp.where(high <= low, 1, _to_uint64(high) - _to_uint64(low))
     offset = bind(random_bits_p, key, shape=shape, bit_width=64) % span
-    return fnp.astype(fnp.astype(low, np.uint64) + offset, dtype)
+    return fnp.astype(offset + _to_uint64(low), dtype)
 
 
 def _int_bound(value, dtype):
+    """A bound of randint: a Python int clipped into ``dtype``, or an integer array."""
     if isinstance(value, (int, np.integer)):
         info = np.iinfo(dtype)
-        return fnp.asarray(min(max(int(value), info.min), info.max), dtype)
+        return min(max(int(value), int(info.min)), int(info.max))
     value = fnp.asarray(value)
     if value.dtype.kind not in "iub":
         raise TypeError(f"fl.random.randint: minval and maxval must be integers, got "
                         f"{value.dtype}")
     return value if value.dtype == dtype else fnp.astype(value, dtype)
+
+
+def _to_uint64(bound):
+    return bound % 2**64 if isinstance(bound, int) else fnp.astype(bound, np.uint64)
 
 
 # --------------------------------------------------------------------------------------
@@ -503,25 +520,33 @@ def truncated_normal(key, lower, upper, shape=None, dtype=None):
         >>> x.dtype, bool((x >= -1).all() and (x <= 2).all())
         (dtype('float32'), True)
     """
-    from functorch_lite.autodiff import stop_gradient
-
     key = _check_key("truncated_normal", key)
     dtype = _float_dtype("truncated_normal", dtype)
     lower, upper = _as_float(lower, dtype), _as_float(upper, dtype)
     if shape is None:
-        shape = np.broadcast_shapes(lower.shape, upper.shape)
+        shape = np.broadcast_shapes(aval_of(lower).shape, aval_of(upper).shape)
     else:
         shape = _shape("truncated_normal", shape)
         _check_broadcasts_to("truncated_normal", shape, lower=lower, upper=upper)
     sqrt2 = math.sqrt(2)
     # Uniform between the CDF values of the bounds, mapped back by the inverse CDF
     # (Phi(x) = (1 + erf(x / sqrt 2)) / 2, so the 1/2s cancel).
-    a = bind(erf_p, lower / sqrt2)
-    b = bind(erf_p, upper / sqrt2)
+    a, b = _erf(lower / sqrt2), _erf(upper / sqrt2)
     u = a + (b - a) * _unit_uniform(key, shape, dtype)
     x = sqrt2 * bind(erfinv_p, u)
     # Rounding can land a hair outside the bounds (or on an infinite bound): clamp, with
     # the bounds constant so the derivative flows through the formula above.
-    big = np.finfo(dtype).max
-    return fnp.clip(x, stop_gradient(fnp.maximum(lower, -big)),
-                    stop_gradient(fnp.minimum(upper, big)))
+    big = float(np.finfo(dtype).max)
+    return fnp.clip(x, _constant_max(lower, -big), _constant_min(upper, big))
+
+
+def _erf(x):
+    return math.erf(x) if isinstance(x, float) else bind(erf_p, x)
+
+
+def _constant_max(x, bound):
+    return max(x, bound) if isinstance(x, float) else stop_gradient(fnp.maximum(x, bound))
+
+
+def _constant_min(x, bound):
+    return min(x, bound) if isinstance(x, float) else stop_gradient(fnp.minimum(x, bound))
