@@ -25,11 +25,20 @@ import numpy as np
 from functorch_lite import tree as tree_util
 from functorch_lite._traceback import api_boundary
 from functorch_lite.core import (
-    Array, Primitive, ShapedArray, Trace, Tracer, aval_of, bind, ctx, eager_apply,
-    trace_scope)
+    Array,
+    Primitive,
+    ShapedArray,
+    Trace,
+    Tracer,
+    aval_of,
+    bind,
+    ctx,
+    eager_apply,
+    trace_scope,
+)
 
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "hessian",
-           "stop_gradient", "custom_vjp", "custom_jvp", "checkpoint", "linearize_not_supported"]
+           "stop_gradient", "custom_vjp", "custom_jvp", "checkpoint"]
 
 
 def _is_float(dtype):
@@ -248,6 +257,11 @@ def _zeros_like_value(x):
 
     aval = aval_of(x)
     return fnp.zeros(aval.shape, aval.dtype)
+
+
+def _instantiate(t, x):
+    """``t``, or zeros shaped like ``x`` when ``t`` is a symbolic zero (None)."""
+    return _zeros_like_value(x) if t is None else t
 
 
 def _fn_name(f):
@@ -800,13 +814,9 @@ class custom_vjp:  # noqa: N801 - a decorator, named like JAX's
 
 
 def _custom_jvp_jvp(primals, tangents, *, fun, rule, name, store):
-    tangents = [instantiate_zero(t, p) for t, p in zip(tangents, primals)]
+    tangents = [_instantiate(t, p) for t, p in zip(tangents, primals)]
     out, t_out = rule(primals, tangents)
     return tuple(out), tuple(t_out)
-
-
-def instantiate_zero(t, x):
-    return _zeros_like_value(x) if t is None else t
 
 
 def _custom_jvp_fwd(primals, needs, *, fun, rule, name, store):
@@ -895,7 +905,7 @@ class custom_jvp:  # noqa: N801 - a decorator, named like JAX's
 
 
 def _checkpoint_jvp(primals, tangents, *, fun, name, store):
-    tangents = tuple(instantiate_zero(t, p) for t, p in zip(tangents, primals))
+    tangents = tuple(_instantiate(t, p) for t, p in zip(tangents, primals))
     out, t_out = jvp(fun, tuple(primals), tangents)
     return out, t_out
 
@@ -943,7 +953,3 @@ def checkpoint(f):
         return tree_util.unflatten(store["out_tree"], list(out))
 
     return checkpointed
-
-
-def linearize_not_supported(*_, **__):  # pragma: no cover
-    raise NotImplementedError("fl.linearize is not provided; use fl.jvp or fl.vjp")

@@ -16,11 +16,11 @@ import pkgutil
 
 import numpy as np
 import pytest
+import specs
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import functorch_lite as fl
-import specs
 from functorch_lite.core import registry
 
 for _mod in pkgutil.iter_modules(specs.__path__):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from functorch_lite.core import Array, ArrayMethods, Tracer, aval_of, bind, ctx
 from functorch_lite._traceback import hide_internal_frames
+from functorch_lite.core import Array, ArrayMethods, Tracer, aval_of, bind, ctx
 from functorch_lite.core import backends as _backends
 from functorch_lite.primitives import elementwise as ew
 

@@ -14,7 +14,12 @@ import numpy as np
 from functorch_lite import numpy as fnp
 from functorch_lite.core import Primitive, ShapedArray, aval_of, bind
 from functorch_lite.primitives.rules import (
-    _elementwise_abstract_eval, _elementwise_batch, binary, unary, unbroadcast)
+    _elementwise_abstract_eval,
+    _elementwise_batch,
+    binary,
+    unary,
+    unbroadcast,
+)
 
 _LN2 = math.log(2.0)
 _LN10 = math.log(10.0)

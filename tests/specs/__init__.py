@@ -9,13 +9,13 @@ spec exercises; ``test_every_primitive_has_a_spec`` fails for a primitive nobody
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-SPECS: list["Spec"] = []
+SPECS: list[Spec] = []
 
 
 @dataclasses.dataclass
