@@ -35,6 +35,13 @@ def _is_float(x):
     return aval_of(x).dtype.kind in "fc"
 
 
+def _arrays(values):
+    """A primitive's outputs as arrays: a rule that evaluates a graph eagerly may get
+    Python scalars back (weakly typed values), which a bind never returns."""
+    return tuple(fnp.asarray(v) if type(v) in (bool, int, float, complex) else v
+                 for v in values)
+
+
 def _graph_jvp(graph, args, tangents):
     """``(outs, tangent_outs)`` of ``graph`` at ``args`` (lists); a tangent entry for a
     non-float argument is ignored, one for a float argument must be an array."""
@@ -144,7 +151,7 @@ def _cond_jvp(primals, tangents, *, branches):
     ts = [instantiate(t, x) if _is_float(x) else x for t, x in zip(tangents[1:], ops)]
     fns = [lambda ops, ts, g=g: _graph_jvp(g, ops, ts) for g in branches]
     outs, t_outs = switch(index, fns, list(ops), ts)
-    return tuple(outs), tuple(t if _is_float(o) else None for o, t in zip(outs, t_outs))
+    return _arrays(outs), tuple(t if _is_float(o) else None for o, t in zip(outs, t_outs))
 
 
 def _cond_vjp(ct, out, primals, needs, *, branches):
@@ -169,7 +176,7 @@ def _cond_batch(args, dims, *, branches):
            for g in branches]
     if index_dim is None:
         outs = switch(index, fns, *ops)
-        return tuple(outs), (0,) * len(outs)
+        return _arrays(outs), (0,) * len(outs)
     # A batched index: every branch runs on the whole batch, then each example selects
     # its own branch's result.
     index = _to_front(index, index_dim, size)
@@ -241,7 +248,7 @@ def _while_jvp(primals, tangents, *, cond_graph, body_graph, cond_nconsts, body_
         return list(outs), t_outs
 
     out, out_dot = while_loop(cond_fun, body_fun, (carry, carry_dot))
-    return tuple(out), tuple(t if _is_float(o) else None for o, t in zip(out, out_dot))
+    return _arrays(out), tuple(t if _is_float(o) else None for o, t in zip(out, out_dot))
 
 
 def _while_vjp_fwd(primals, needs, **params):
@@ -295,7 +302,7 @@ def _while_batch(args, dims, *, cond_graph, body_graph, cond_nconsts, body_ncons
                 for n, c in zip(new, carry)]
 
     out = while_loop(cond_fun, body_fun, carry)
-    return tuple(out), tuple(dims_now)
+    return _arrays(out), tuple(dims_now)
 
 
 def _while_emit(em, eqn, ins, outs, indent):
@@ -361,7 +368,7 @@ def _scan_jvp(primals, tangents, *, body, num_consts, num_carry, length, reverse
     (c, c_dot), (ys, ys_dot) = scan(step, (carry, carry_dot), (xs, xs_dot), length=length,
                                     reverse=reverse)
     out, out_dot = list(c) + list(ys), list(c_dot) + list(ys_dot)
-    return tuple(out), tuple(t if _is_float(o) else None for o, t in zip(out, out_dot))
+    return _arrays(out), tuple(t if _is_float(o) else None for o, t in zip(out, out_dot))
 
 
 def _scan_vjp_fwd(primals, needs, *, body, num_consts, num_carry, length, reverse):
@@ -374,7 +381,7 @@ def _scan_vjp_fwd(primals, needs, *, body, num_consts, num_carry, length, revers
         return outs[:num_carry], (outs[num_carry:], list(c))
 
     final, (ys, carries) = scan(step, carry, xs, length=length, reverse=reverse)
-    return tuple(final) + tuple(ys), (consts, carries, xs)
+    return _arrays(list(final) + list(ys)), (consts, carries, xs)
 
 
 def _scan_vjp_bwd(ct, residuals, needs, *, body, num_consts, num_carry, length, reverse):
@@ -443,7 +450,7 @@ def _scan_batch(args, dims, *, body, num_consts, num_carry, length, reverse):
         return outs[:num_carry], outs[num_carry:]
 
     final, ys = scan(step, carry, xs, length=length, reverse=reverse)
-    return (tuple(final) + tuple(ys),
+    return (_arrays(list(final) + list(ys)),
             tuple(0 if b else None for b in carry_batched) + (1,) * len(ys))
 
 
