@@ -14,7 +14,7 @@ import builtins
 import numpy as np
 
 from functorch_lite.config import settings
-from functorch_lite.core import Array, aval_of, bind, ctx
+from functorch_lite.core import Array, Tracer, aval_of, bind, ctx
 from functorch_lite.numpy._creation import full
 from functorch_lite.numpy._elementwise import (
     astype,
@@ -37,7 +37,7 @@ _axes_cache: dict = {}
 def normalize_axes(name, axis, ndim):
     """``axis`` (None, int or tuple, negative allowed) as a sorted tuple of non-negative ints."""
     try:
-        return _axes_cache[axis, ndim]
+        return _axes_cache[type(axis), axis, ndim]  # the type: 1.0 == 1 but is no axis
     except (KeyError, TypeError):  # TypeError: an unhashable axis (a list)
         pass
     if axis is None:
@@ -54,7 +54,7 @@ def normalize_axes(name, axis, ndim):
             raise ValueError(f"fnp.{name}: repeated axis in {axis}")
         out = tuple(sorted(out))
     if not isinstance(axis, list):
-        _axes_cache[axis, ndim] = out
+        _axes_cache[type(axis), axis, ndim] = out
     return out
 
 
@@ -281,7 +281,8 @@ def cumprod(a, axis=None, dtype=None):
 # Composites
 # --------------------------------------------------------------------------------------
 def mean(a, axis=None, dtype=None, keepdims=False):
-    """Arithmetic mean over ``axis``; integer inputs give a float result (as NumPy).
+    """Arithmetic mean over ``axis``; integer inputs give a float result (as NumPy), and
+    float16 inputs are summed in float32.
 
     Example:
         >>> import functorch_lite.numpy as fnp
@@ -290,7 +291,7 @@ def mean(a, axis=None, dtype=None, keepdims=False):
     """
     if ctx.trace is None and type(a) is Array and dtype is None:
         buf = a._buf
-        if type(buf) is np.ndarray and buf.dtype.kind == "f":
+        if type(buf) is np.ndarray and buf.dtype.kind == "f" and buf.dtype.itemsize >= 4:
             axes = normalize_axes("mean", axis, buf.ndim)
             total = np.add.reduce(buf, axis=axes, keepdims=keepdims)
             return Array(np.asarray(total / _reduced_size(buf.shape, axes)))
@@ -300,6 +301,8 @@ def mean(a, axis=None, dtype=None, keepdims=False):
     if dtype is not None:
         a = astype(a, dtype)
     n = _reduced_size(aval.shape, normalize_axes("mean", axis, aval.ndim))
+    if dtype is None and aval.dtype == np.float16:
+        return astype(sum(a, axis, dtype=np.float32, keepdims=keepdims) / n, np.float16)
     return sum(a, axis, keepdims=keepdims) / n
 
 
@@ -457,6 +460,126 @@ def ptp(a, axis=None, keepdims=False):
     return max(a, axis, keepdims) - min(a, axis, keepdims)
 
 
+def _sorted_groups(name, a, axis):
+    """``a`` with its reduced axes moved last, flattened into one sorted axis of length n."""
+    from functorch_lite import numpy as fnp  # sort lives with the indexing functions
+
+    aval = aval_of(a)
+    axes = normalize_axes(name, axis, aval.ndim)
+    n = _reduced_size(aval.shape, axes)
+    if n == 0:
+        raise ValueError(f"fnp.{name}: the reduction over axes {axes} of an array of shape "
+                         f"{aval.shape} is empty and has no {name}")
+    kept = tuple(i for i in range(aval.ndim) if i not in axes)
+    moved = fnp.transpose(a, kept + axes)
+    return fnp.sort(reshape(moved, tuple(aval.shape[i] for i in kept) + (n,)), axis=-1), axes
+
+
+def _take_sorted(sorted_, index):
+    """The sorted values at the static positions ``index``: ``index.shape + kept shape``."""
+    if index.ndim == 0:
+        return sorted_[..., int(index)]
+    picked = sorted_[..., index]
+    q_axes = tuple(range(aval_of(picked).ndim - index.ndim, aval_of(picked).ndim))
+    return moveaxis(picked, q_axes, tuple(range(index.ndim)))
+
+
+# Static positions of each quantile method in a sorted group of n: (below, above, weight of
+# above), as NumPy computes them from the "virtual index" v = (n - 1) q.
+_QUANTILE_METHODS = {
+    "linear": lambda v, n: (np.floor(v), np.minimum(np.floor(v) + 1, n - 1), v - np.floor(v)),
+    "lower": lambda v, n: (np.floor(v),) * 2 + (None,),
+    "higher": lambda v, n: (np.ceil(v),) * 2 + (None,),
+    "nearest": lambda v, n: (np.around(v),) * 2 + (None,),
+    "midpoint": lambda v, n: (np.floor(v), np.ceil(v), np.where(v % 1 == 0, 0.0, 0.5)),
+}
+
+
+def _quantile(name, a, q, axis, method, keepdims, scale=1):
+    if isinstance(q, Tracer):
+        raise TypeError(f"fnp.{name}: q must be static (Python numbers or a concrete array): "
+                        "the positions read from the sorted values depend on it")
+    weak_q = type(q) in (int, float)  # np.float64 is a float subclass, but not weak
+    # A list q takes the default float dtype, like any list (NumPy: float64).
+    q_dtype = settings.float_dtype if isinstance(q, (list, tuple)) else np.asarray(q).dtype
+    q = np.asarray(q, dtype=q_dtype if q_dtype.kind == "f" else np.float64)
+    if not np.all((q >= 0) & (q <= scale)):
+        raise ValueError(f"fnp.{name}: q must lie in [0, {scale}], got {q}")
+    q = q / scale
+    if method not in _QUANTILE_METHODS:
+        raise ValueError(f"fnp.{name}: method {method!r} is not supported; use one of "
+                         f"{', '.join(map(repr, _QUANTILE_METHODS))}")
+    aval = aval_of(a)
+    # Like NumPy: the discrete methods read values (ints stay ints); interpolation runs in
+    # a float dtype, the weights in that dtype promoted with q's (a Python float is weak).
+    dtype = weight_dtype = aval.dtype
+    if method in ("linear", "midpoint"):
+        dtype = weight_dtype = _float_dtype_for(dtype)
+        if not weak_q:
+            weight_dtype = np.result_type(dtype, q_dtype)
+    sorted_, axes = _sorted_groups(name, astype(a, dtype), axis)
+    n = _reduced_size(aval.shape, axes)
+    below, above, weight = _QUANTILE_METHODS[method]((n - 1) * q, n)
+    low = _take_sorted(sorted_, below.astype(np.int64))
+    if weight is not None:
+        # NumPy's lerp, from the nearer end (a weight of 0 or 1 gives a value exactly), with
+        # the weights rounded to the result dtype as NumPy rounds them.
+        high = _take_sorted(sorted_, above.astype(np.int64))
+        lead = weight.shape + (1,) * (aval.ndim - len(axes))
+        near_high = (weight >= 0.5).reshape(lead)
+        weight, complement = (w.astype(weight_dtype).reshape(lead) for w in (weight,
+                                                                            1 - weight))
+        diff = high - low
+        low = where(near_high, high - diff * complement, low + diff * weight)
+    if keepdims:
+        low = reshape(low, q.shape + red._kept_shape(aval.shape, axes))
+    return low
+
+
+def quantile(a, q, axis=None, method="linear", keepdims=False):
+    """The ``q``-th quantiles (``0 <= q <= 1``, static) of ``a`` over ``axis``, as NumPy.
+
+    ``method`` is ``"linear"`` (interpolate), ``"lower"``, ``"higher"``, ``"nearest"`` or
+    ``"midpoint"``. The dimensions of ``q`` come first in the result; a list ``q`` has the
+    default float dtype (NumPy: float64). The gradient flows to the elements the quantile is
+    read from.
+
+    Example:
+        >>> import functorch_lite.numpy as fnp
+        >>> fnp.quantile(fnp.array([4.0, 1.0, 3.0, 2.0]), [0.0, 0.5, 1.0])
+        Array([1. , 2.5, 4. ], dtype=float32)
+    """
+    return _quantile("quantile", a, q, axis, method, keepdims)
+
+
+def percentile(a, q, axis=None, method="linear", keepdims=False):
+    """The ``q``-th percentiles (``0 <= q <= 100``): :func:`quantile` of ``q / 100``.
+
+    Example:
+        >>> import functorch_lite.numpy as fnp
+        >>> fnp.percentile(fnp.array([[1.0, 2.0, 3.0], [4.0, 6.0, 8.0]]), 50, axis=1)
+        Array([2., 6.], dtype=float32)
+    """
+    return _quantile("percentile", a, q, axis, method, keepdims, scale=100)
+
+
+def median(a, axis=None, keepdims=False):
+    """The median over ``axis``: the middle sorted value, or the mean of the two middle ones.
+
+    Example:
+        >>> import functorch_lite.numpy as fnp
+        >>> fnp.median(fnp.array([[3.0, 1.0, 2.0], [4.0, 6.0, 5.0]]), axis=1)
+        Array([2., 5.], dtype=float32)
+    """
+    aval = aval_of(a)
+    sorted_, axes = _sorted_groups("median", astype(a, _float_dtype_for(aval.dtype)), axis)
+    n = _reduced_size(aval.shape, axes)
+    middle = _take_sorted(sorted_, np.asarray(n // 2))
+    if n % 2 == 0:  # as NumPy: the mean of the two middle values
+        middle = (_take_sorted(sorted_, np.asarray(n // 2 - 1)) + middle) / 2
+    return reshape(middle, red._kept_shape(aval.shape, axes)) if keepdims else middle
+
+
 __all__ = ["sum", "prod", "max", "min", "amax", "amin", "all", "any", "argmax", "argmin",
            "cumsum", "cumprod", "mean", "var", "std", "logsumexp", "average",
-           "count_nonzero", "nansum", "nanmean", "ptp"]
+           "count_nonzero", "nansum", "nanmean", "ptp", "quantile", "percentile", "median"]

@@ -304,3 +304,37 @@ def test_axis_errors_name_the_function_and_the_shape(call, match):
 def test_axis_type_errors(call, match):
     with pytest.raises(TypeError, match=match):
         call()
+
+
+# --- quantile / percentile / median -------------------------------------------------------
+def test_quantile_gradient_flows_to_the_neighbouring_order_statistics():
+    x = np.array([[3.0, 1.0, 2.0, 7.0], [0.0, 5.0, 4.0, 6.0]])
+    g = fl.grad(lambda v: fnp.sum(fnp.quantile(v, 0.4, axis=1)))(x)
+    np.testing.assert_allclose(np.asarray(g), [[0.2, 0, 0.8, 0], [0, 0.2, 0.8, 0]], atol=1e-12)
+    g = fl.grad(lambda v: fnp.sum(fnp.median(v, axis=1)))(x)
+    np.testing.assert_allclose(np.asarray(g), [[0.5, 0, 0.5, 0], [0, 0.5, 0.5, 0]])
+    fl.debug.check_grads(lambda v: fnp.percentile(v, np.array([10.0, 50.0, 80.0]), axis=0),
+                         (x,), order=2)
+
+
+def test_quantile_dtypes():
+    x32 = np.array([4.0, 1.0, 3.0, 2.0], np.float32)
+    assert fnp.quantile(x32, 0.5).dtype == np.float32               # a Python float is weak
+    assert fnp.quantile(x32, np.array([0.5])).dtype == np.float64   # as NumPy
+    assert fnp.quantile(x32, [0.5]).dtype == np.float32             # lists: default float
+    assert fnp.quantile(np.arange(5), 0.5, method="lower").dtype == np.int64
+    assert fnp.median(np.arange(4)).dtype == np.float64
+    assert fnp.median(x32, keepdims=True).shape == (1,)
+
+
+def test_quantile_errors():
+    with pytest.raises(ValueError, match=r"fnp.quantile: q must lie in \[0, 1\]"):
+        fnp.quantile(np.ones(3), 1.5)
+    with pytest.raises(ValueError, match=r"fnp.percentile: q must lie in \[0, 100\]"):
+        fnp.percentile(np.ones(3), [50, 101])
+    with pytest.raises(ValueError, match="fnp.quantile: method 'weibull' is not supported"):
+        fnp.quantile(np.ones(3), 0.5, method="weibull")
+    with pytest.raises(ValueError, match=r"fnp.median: .*shape \(0, 2\) is empty"):
+        fnp.median(np.ones((0, 2)), axis=0)
+    with pytest.raises(TypeError, match="fnp.quantile: q must be static"):
+        fl.jit(lambda q: fnp.quantile(np.ones(3), q))(0.5)

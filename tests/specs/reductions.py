@@ -155,7 +155,7 @@ def _ddof_for(shape, axis):
 
 
 def _groups_of_two(x):
-    """std/var with ddof need at least two elements per group (and ddof < n)."""
+    """std/var with ddof need at least two elements per group (axis=() gives groups of one)."""
     return reduced_size(x.shape, axis_for(x.shape)) >= 2
 
 
@@ -164,12 +164,12 @@ spec("var", lambda x: fnp.var(x, axis_for(x.shape), ddof=_ddof_for(x.shape, axis
                               keepdims=keepdims_for(x.shape)),
      lambda x: np.var(x, axis_for(x.shape), ddof=_ddof_for(x.shape, axis_for(x.shape)),
                       keepdims=keepdims_for(x.shape)),
-     arrays_of(), dtypes=INT_TYPES, extra={"valid": _groups_of_two})
+     arrays_of(min_dims=1, min_side=2), dtypes=INT_TYPES, extra={"valid": _groups_of_two})
 spec("std", lambda x: fnp.std(x, axis_for(x.shape), ddof=_ddof_for(x.shape, axis_for(x.shape)),
                               keepdims=keepdims_for(x.shape)),
      lambda x: np.std(x, axis_for(x.shape), ddof=_ddof_for(x.shape, axis_for(x.shape)),
                       keepdims=keepdims_for(x.shape)),
-     arrays_of(unique=True), extra={"valid": _groups_of_two}, rtol=1e-4)
+     arrays_of(min_dims=1, min_side=2, unique=True), extra={"valid": _groups_of_two}, rtol=1e-4)
 _reduction("ptp", fnp.ptp, np.ptp, args=arrays_of(unique=True), dtypes=INT_TYPES)
 _reduction("count_nonzero", fnp.count_nonzero,
            lambda x, axis, keepdims: np.asarray(np.count_nonzero(x, axis, keepdims=keepdims),
@@ -225,3 +225,30 @@ spec("average_1d_weights",
      lambda a, w: fnp.average(a, one_axis_for(a.shape, "average") or 0, w, returned=True),
      lambda a, w: np.average(a, one_axis_for(a.shape, "average") or 0, w, returned=True),
      _average_1d_args)
+
+
+# --- order statistics (through fnp.sort) ---------------------------------------------------
+QUANTILE_METHODS = ("linear", "lower", "higher", "nearest", "midpoint")
+
+
+def q_for(shape):
+    """A Python float (weakly typed) or a float64 array of quantiles (their axes lead)."""
+    return derived(shape, "q").choice([0.5, 0.3, 1.0, 0.0, np.array([0.1, 0.75]),
+                                       np.array([[0.0], [0.6]])])
+
+
+def method_for(shape):
+    return derived(shape, "method").choice(QUANTILE_METHODS)
+
+
+for _name, _scale in (("quantile", 1), ("percentile", 100)):
+    spec(_name,
+         lambda x, f=getattr(fnp, _name), k=_scale: f(
+             x, q_for(x.shape) * k, axis_for(x.shape), method=method_for(x.shape),
+             keepdims=keepdims_for(x.shape)),
+         lambda x, f=getattr(np, _name), k=_scale: f(
+             x, q_for(x.shape) * k, axis_for(x.shape), method=method_for(x.shape),
+             keepdims=keepdims_for(x.shape)),
+         arrays_of(unique=True), dtypes=INT_TYPES, covers=("sort",))
+_reduction("median", fnp.median, np.median, args=arrays_of(unique=True), dtypes=INT_TYPES,
+           covers=("sort",))
