@@ -285,10 +285,10 @@ def test_scan_gradients_match_the_python_loop():
     params, h0, xs = _rnn_args()
 
     def loss(f):
-        def l(params, h0, xs):
+        def total(params, h0, xs):
             h, ys = f(params, h0, xs)
             return fnp.sum(h) + fnp.sum(ys["norm"] * fnp.arange(5.0))
-        return l
+        return total
 
     want = fl.grad(loss(_rnn_ref), argnums=(0, 1, 2))(params, h0, xs)
     _close(fl.grad(loss(_rnn), argnums=(0, 1, 2))(params, h0, xs), want)
@@ -321,7 +321,7 @@ def test_scan_under_vmap():
     want = [_rnn_ref(params, h, x) for h, x in zip(h0s, xss)]
     got = fl.vmap(_rnn, in_axes=(None, 0, 0))(params, h0s, xss)
     for k in range(2):
-        _close(fl.tree.map(lambda v: v[k], got), want[k])
+        _close(fl.tree.map(lambda v, k=k: v[k], got), want[k])
     # xs batched along another axis, carry unbatched
     got = fl.vmap(_rnn, in_axes=(None, None, 1))(params, h0, fnp.stack([xs, -xs], axis=1))
     _close(fl.tree.map(lambda v: v[1], got), _rnn_ref(params, h0, -xs))

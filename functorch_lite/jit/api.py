@@ -138,18 +138,39 @@ def _sig_str(entry):
 class _Entry:
     """One compiled specialization: the generated function and how to unpack its result."""
 
-    __slots__ = ("fn", "graph", "out_tree", "out_avals")
+    __slots__ = ("fn", "graph", "out_tree", "out_avals", "single", "key")
 
-    def __init__(self, fn, graph, out_tree):
+    def __init__(self, fn, graph, out_tree, key):
         self.fn = fn
         self.graph = graph
         self.out_tree = out_tree
         self.out_avals = graph.out_avals
+        self.single = out_tree == _LEAF  # the function returns one array
+        self.key = key
 
     def unpack(self, outs):
+        if self.single:
+            b = outs[0]
+            return Array(b) if type(b) is np.ndarray else _wrap_output(b, self.out_avals[0])
         wrapped = [Array(b) if type(b) is np.ndarray else _wrap_output(b, a)
                    for b, a in zip(outs, self.out_avals)]
         return self.out_tree.unflatten(wrapped)
+
+
+_LEAF = tree_util.structure(0)
+
+
+def _array_signature(args):
+    """The signature of positional arguments that are all CPU Arrays, else None."""
+    sig = []
+    for a in args:
+        if type(a) is not Array:
+            return None
+        b = a._buf
+        if type(b) is not np.ndarray:
+            return None
+        sig.append((b.shape, b.dtype))
+    return tuple(sig)
 
 
 def _wrap_output(buf, aval):
@@ -195,7 +216,11 @@ class Jitted:
         self.static_argnames = frozenset(names)
         self.donate_argnums = donate_argnums  # accepted for JAX compatibility; no effect
         self._has_static = bool(self.static_argnums or self.static_argnames)
+        # (leaf signature, static key, x64) -> [(treedef, entry)]: comparing a treedef
+        # with == is cheaper than hashing it on every call.
         self._cache = {}
+        # Positional CPU Arrays only (the common call): (signature, x64) -> entry.
+        self._array_cache = {}
         self._graph_cache = {}
         self._last_key = None
         self.trace_count = 0
@@ -222,6 +247,7 @@ class Jitted:
     def clear_cache(self):
         """Forget every compiled specialization (the next call traces again)."""
         self._cache.clear()
+        self._array_cache.clear()
         self._graph_cache.clear()
         self._last_key = None
 
@@ -229,25 +255,38 @@ class Jitted:
     def __call__(self, *args, **kwargs):
         if ctx.trace is not None or state.disabled:
             return self._call_inside_trace(args, kwargs, None)
+        if not kwargs and not self._has_static:
+            entry = self._array_cache.get((_array_signature(args), settings.x64))
+            if entry is not None:
+                self._last_key = entry.key
+                return entry.unpack(entry.fn(*[a._buf for a in args]))
         try:
-            return self._call_compiled(args, kwargs, None)
+            entry, bufs = self._lookup(args, kwargs, None)
+            return entry.unpack(entry.fn(*bufs))
         except Exception as e:
             hide_internal_frames(e)
             raise
 
-    def _call_compiled(self, args, kwargs, instance):
+    def _lookup(self, args, kwargs, instance):
+        """``(entry, buffers)`` for a call: the compiled specialization (made on a miss)."""
         if self._has_static or kwargs or instance is not None:
             dyn, static_key = self._split(args, kwargs, instance)
         else:
             dyn, static_key = args, ()
         leaves, treedef = tree_util.flatten(dyn)
         bufs, sig = _leaf_signature(leaves, self._name, lambda: self._leaf_paths(dyn, static_key))
-        key = (treedef, sig, static_key, settings.x64)
-        entry = self._cache.get(key)
-        if entry is None:
-            entry = self._compile(key, dyn, bufs)
-        self._last_key = key
-        return entry.unpack(entry.fn(*bufs))
+        x64 = settings.x64
+        candidates = self._cache.setdefault((sig, static_key, x64), [])
+        for known, entry in candidates:
+            if known == treedef:
+                break
+        else:
+            entry = self._compile((treedef, sig, static_key, x64), dyn, bufs)
+            candidates.append((treedef, entry))
+            if not static_key and _array_signature(args) is not None:
+                self._array_cache[(sig, x64)] = entry
+        self._last_key = entry.key
+        return entry, bufs
 
     def _compile(self, key, dyn, bufs):
         self._note_retrace(key, dyn)
@@ -255,9 +294,7 @@ class Jitted:
         avals = [_PY_SCALAR_AVALS[s] if type(s) is type else ShapedArray(s[0], s[1])
                  for s in sig]
         graph, captured, out_tree = self._trace(treedef, avals, static_key)
-        entry = _Entry(compile_graph(graph, xp_of(bufs), self._name), graph, out_tree)
-        self._cache[key] = entry
-        return entry
+        return _Entry(compile_graph(graph, xp_of(bufs), self._name), graph, out_tree, key)
 
     def _call_inside_trace(self, args, kwargs, instance):
         if state.disabled or isinstance(ctx.trace, StagingTrace):
@@ -411,18 +448,10 @@ class Jitted:
         return self._lower(args, kwargs, None)
 
     def _lower(self, args, kwargs, instance):
-        if self._has_static or kwargs or instance is not None:
-            dyn, static_key = self._split(args, kwargs, instance)
-        else:
-            dyn, static_key = args, ()
-        leaves, treedef = tree_util.flatten(dyn)
-        bufs, sig = _leaf_signature(leaves, self._name, lambda: self._leaf_paths(dyn, static_key))
-        key = (treedef, sig, static_key, settings.x64)
-        entry = self._cache.get(key) or self._compile(key, dyn, bufs)
-        self._last_key = key
+        entry, _ = self._lookup(args, kwargs, instance)
         return Lowered(entry.graph, entry.fn.source)
 
-    def make_graph(self, args, kwargs, optimized=True):
+    def _make_graph(self, args, kwargs, optimized=True):
         dyn, static_key = self._split(args, kwargs, None)
         leaves, treedef = tree_util.flatten(dyn)
         avals = [aval_of(x) for x in leaves]
@@ -483,7 +512,8 @@ class _BoundJitted:
         if ctx.trace is not None or state.disabled:
             return jitted._call_inside_trace(args, kwargs, self.obj)
         try:
-            return jitted._call_compiled(args, kwargs, self.obj)
+            entry, bufs = jitted._lookup(args, kwargs, self.obj)
+            return entry.unpack(entry.fn(*bufs))
         except Exception as e:
             hide_internal_frames(e)
             raise
@@ -581,7 +611,7 @@ def make_graph(fun, static_argnums=(), static_argnames=(), optimized=True):
     @functools.wraps(fun)
     def graph_of(*args, **kwargs):
         try:
-            return jitted.make_graph(args, kwargs, optimized)
+            return jitted._make_graph(args, kwargs, optimized)
         except Exception as e:
             hide_internal_frames(e)
             raise

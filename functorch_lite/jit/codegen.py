@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import keyword
 import linecache
 import math
 
@@ -95,7 +96,9 @@ class Emitter:
         self.emit_body(graph)
         outs = [self.name(v) for v in graph.outvars]
         self.emit(f"return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
-        fname = "".join(c if c.isalnum() else "_" for c in name) or "jitted"
+        fname = "".join(c if c.isalnum() else "_" for c in name)
+        if not fname.isidentifier() or keyword.iskeyword(fname):
+            fname = "_" + fname
         source = f"def {fname}({', '.join(params)}):\n" + "\n".join(self.lines) + "\n"
         filename = f"<functorch_lite.jit {fname} #{next(_counter)}>"
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)

@@ -1,0 +1,157 @@
+"""``fl.jit`` of a training step against the same step written by hand in NumPy, and the
+first-call (trace + compile) time of a long function.
+
+(a) One SGD step (forward, backward, update) of a relu MLP with softmax cross-entropy,
+    float32: 64-256-256-10 at batch 128 and 784-1024-1024-10 at batch 256.
+    ``fl.jit(step)`` (grad inside the jit) against a careful NumPy step (in-place
+    update) and against the same step without jit. Every candidate's first step is
+    checked against the hand-written one before timing.
+(b) The first call of a jitted 1,000-op elementwise function: tracing, passes, code
+    generation and ``compile()`` (target < 0.5 s), with the share of each stage.
+
+Run: ``python -m benchmarks.jit_step [--threads N] [--json] [--quick]``
+"""
+
+from benchmarks import _timing
+
+ARGS = _timing.setup("jit_step", description=__doc__)
+
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import functorch_lite as fl  # noqa: E402
+import functorch_lite.numpy as fnp  # noqa: E402
+from functorch_lite.jit import codegen, passes, staging  # noqa: E402
+
+LR = 0.1
+MODELS = (((64, 256, 256, 10), 128), ((784, 1024, 1024, 10), 256))
+
+
+# --------------------------------------------------------------------------------------
+# (a) SGD step
+# --------------------------------------------------------------------------------------
+def mlp_data(sizes, batch):
+    rng = np.random.default_rng(0)
+    params = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+        w = rng.standard_normal((n_in, n_out)) * np.sqrt(2.0 / n_in)
+        params += [w.astype(np.float32), np.zeros(n_out, np.float32)]
+    x = rng.standard_normal((batch, sizes[0])).astype(np.float32)
+    onehot = np.eye(sizes[-1], dtype=np.float32)[rng.integers(0, sizes[-1], batch)]
+    return params, x, onehot
+
+
+def mlp_loss(params, x, onehot):
+    w1, b1, w2, b2, w3, b3 = params
+    h = fnp.maximum(x @ w1 + b1, 0.0)
+    h = fnp.maximum(h @ w2 + b2, 0.0)
+    z = h @ w3 + b3
+    top = fl.stop_gradient(fnp.max(z, axis=1, keepdims=True))
+    logp = z - (top + fnp.log(fnp.sum(fnp.exp(z - top), axis=1, keepdims=True)))
+    return -fnp.sum(onehot * logp) / x.shape[0]
+
+
+def sgd_step(params, x, onehot):
+    grads = fl.grad(mlp_loss)(params, x, onehot)
+    return [p - LR * g for p, g in zip(params, grads, strict=True)]
+
+
+def sgd_step_numpy(params, x, onehot):
+    """Forward, backward and in-place update by hand (what a careful NumPy user writes)."""
+    w1, b1, w2, b2, w3, b3 = params
+    z1 = x @ w1 + b1
+    h1 = np.maximum(z1, 0.0)
+    z2 = h1 @ w2 + b2
+    h2 = np.maximum(z2, 0.0)
+    z = h2 @ w3 + b3
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    dz = (e / e.sum(axis=1, keepdims=True) - onehot) * (1.0 / x.shape[0])
+    dh2 = dz @ w3.T
+    dz2 = dh2 * (z2 > 0)
+    dh1 = dz2 @ w2.T
+    dz1 = dh1 * (z1 > 0)
+    grads = (x.T @ dz1, dz1.sum(axis=0), h1.T @ dz2, dz2.sum(axis=0), h2.T @ dz, dz.sum(axis=0))
+    for p, g in zip(params, grads, strict=True):
+        p -= LR * g
+    return params
+
+
+def step_candidates(sizes, batch):
+    params0, x, onehot = mlp_data(sizes, batch)
+    np_params = [p.copy() for p in params0]
+    x_fl, onehot_fl = fnp.asarray(x), fnp.asarray(onehot)
+    jitted = fl.jit(sgd_step)
+    state = {"fl.jit": [fnp.asarray(p) for p in params0],
+             "fl eager": [fnp.asarray(p) for p in params0]}
+
+    def jit_step():
+        state["fl.jit"] = jitted(state["fl.jit"], x_fl, onehot_fl)
+
+    def eager_step():
+        state["fl eager"] = sgd_step(state["fl eager"], x_fl, onehot_fl)
+
+    cands = {"numpy (by hand)": lambda: sgd_step_numpy(np_params, x, onehot),
+             "fl.jit": jit_step, "fl eager": eager_step}
+    for step in cands.values():
+        step()
+    for name in ("fl.jit", "fl eager"):
+        for got, want in zip(state[name], np_params, strict=True):
+            np.testing.assert_allclose(np.asarray(got), want, rtol=2e-4, atol=2e-6,
+                                       err_msg=name)
+    return cands, jitted, (state["fl.jit"], x_fl, onehot_fl)
+
+
+# --------------------------------------------------------------------------------------
+# (b) first call of a 1,000-op function
+# --------------------------------------------------------------------------------------
+def thousand_ops(x):
+    for i in range(250):
+        x = fnp.sin(x) * 1.01 + fnp.cos(x) * (i % 3 + 1)
+    return x
+
+
+def first_call_times(repeats):
+    x = fnp.ones(16)
+    totals, stages = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fl.jit(thousand_ops)(x)  # a new jit each time: trace, optimize, generate, compile
+        totals.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        graph = staging.trace_to_graph(lambda v: [thousand_ops(v)], [x.aval], name="f")[0]
+        t1 = time.perf_counter()
+        graph = passes.optimize(graph)
+        t2 = time.perf_counter()
+        codegen.compile_graph(graph, np, "f")
+        t3 = time.perf_counter()
+        stages.append((t1 - t0, t2 - t1, t3 - t2))
+    return statistics.median(totals), [statistics.median(s) for s in zip(*stages)], len(graph)
+
+
+# --------------------------------------------------------------------------------------
+def main():
+    _timing.print_header(ARGS, "jit: SGD step vs NumPy by hand; first-call time")
+    tables, extra = {}, {}
+    for sizes, batch in MODELS:
+        title = f"(a) SGD step, MLP {'-'.join(map(str, sizes))}, batch {batch}, float32"
+        cands, jitted, args = step_candidates(sizes, batch)
+        res = _timing.compare(cands, baseline="numpy (by hand)", batch_ms=40.0)
+        _timing.print_table(title, res, baseline="numpy (by hand)")
+        graph = jitted.lower(*args).graph
+        print(f"  the jitted step: {len(graph.eqns)} equations, traced "
+              f"{jitted.trace_count} time(s)")
+        tables[title] = res
+    total, (trace, optimize, generate), n = first_call_times(3 if ARGS.quick else 7)
+    status = "ok  " if total < 0.5 else "MISS"
+    print(f"\n(b) first call of a jitted 1,000-op function ({n} equations after the passes)")
+    print(f"  {status} {total * 1e3:.0f} ms (target < 500 ms): trace {trace * 1e3:.0f} ms, "
+          f"passes {optimize * 1e3:.0f} ms, codegen + compile {generate * 1e3:.0f} ms")
+    extra["first_call_s"] = {"total": total, "trace": trace, "passes": optimize,
+                             "codegen": generate, "equations": n}
+    _timing.save_json(ARGS, tables, extra)
+
+
+if __name__ == "__main__":
+    main()
