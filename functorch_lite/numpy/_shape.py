@@ -422,12 +422,6 @@ def _static_ints(name, what, value):
     return int(values) if values.ndim == 0 else tuple(int(v) for v in values.reshape(-1))
 
 
-def _split_at(name, ary, bounds, axis):
-    """The pieces ``ary[start:stop]`` along ``axis`` for consecutive pairs of ``bounds``."""
-    lead = (slice(None),) * axis
-    return [ary[lead + (slice(start, stop),)] for start, stop in zip(bounds[:-1], bounds[1:])]
-
-
 def array_split(ary, indices_or_sections, axis=0):
     """Split into sub-arrays along ``axis``; unlike :func:`split`, sections may be unequal.
 
@@ -439,24 +433,34 @@ def array_split(ary, indices_or_sections, axis=0):
         >>> [p.tolist() for p in fnp.array_split(fnp.arange(5), 3)]
         [[0, 1], [2, 3], [4]]
     """
+    return _split("array_split", ary, indices_or_sections, axis, equal=False)
+
+
+def _split(name, ary, indices_or_sections, axis, equal):
+    """The pieces ``ary[start:stop]`` along ``axis`` between consecutive split points."""
     ary = _as_array(ary)
     shape_ = shape(ary)
     if not shape_:
-        raise ValueError("fnp.array_split: a 0-d array cannot be split; reshape it to 1-D")
-    ax = _axis("array_split", axis, len(shape_), shape_)
+        raise ValueError(f"fnp.{name}: a 0-d array cannot be split; reshape it to 1-D")
+    ax = _axis(name, axis, len(shape_), shape_)
     length = shape_[ax]
-    spec = _static_ints("array_split", "indices_or_sections", indices_or_sections)
+    spec = _static_ints(name, "indices_or_sections", indices_or_sections)
     if isinstance(spec, int):
         if spec <= 0:
-            raise ValueError(f"fnp.array_split: the number of sections must be positive, "
-                             f"got {spec}")
+            raise ValueError(f"fnp.{name}: the number of sections must be positive, got {spec}")
+        if equal and length % spec:
+            raise ValueError(
+                f"fnp.{name}: axis {axis} of an array of shape {shape_} (length {length}) "
+                f"cannot be split into {spec} equal sections; use fnp.array_split for "
+                "unequal sections")
         each, extra = divmod(length, spec)
         sizes = [each + 1] * extra + [each] * (spec - extra)
-        bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+        bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
     else:
         # Python slicing semantics: negative points count from the end, all are clipped.
         bounds = [0] + [slice(p).indices(length)[1] for p in spec] + [length]
-    return _split_at("array_split", ary, bounds, ax)
+    lead = (slice(None),) * ax
+    return [ary[lead + (slice(start, stop),)] for start, stop in zip(bounds[:-1], bounds[1:])]
 
 
 def split(ary, indices_or_sections, axis=0):
@@ -468,18 +472,7 @@ def split(ary, indices_or_sections, axis=0):
         >>> a.shape, b.shape
         ((2, 1), (2, 2))
     """
-    spec = _static_ints("split", "indices_or_sections", indices_or_sections)
-    if isinstance(spec, int):
-        shape_ = shape(ary)
-        if not shape_:
-            raise ValueError("fnp.split: a 0-d array cannot be split; reshape it to 1-D")
-        length = shape_[_axis("split", axis, len(shape_), shape_)]
-        if spec <= 0 or length % spec:
-            raise ValueError(
-                f"fnp.split: axis {axis} of an array of shape {shape_} (length {length}) "
-                f"cannot be split into {spec} equal sections; use fnp.array_split for "
-                "unequal sections")
-    return array_split(ary, spec, axis)
+    return _split("split", ary, indices_or_sections, axis, equal=True)
 
 
 def tile(A, reps):
@@ -555,7 +548,7 @@ def _as_pairs(name, what, value, nd):
         else:
             pairs = tuple(tuple(p) for p in np.broadcast_to(values, (nd, 2)).tolist())
     except ValueError:
-        raise ValueError(f"fnp.pad: {what} of shape {values.shape} does not fit an array with "
+        raise ValueError(f"fnp.{name}: {what} of shape {values.shape} does not fit an array with "
                          f"{nd} axes: give n, (before, after), or one (before, after) pair "
                          "per axis") from None
     return pairs
@@ -601,7 +594,8 @@ def pad(array, pad_width, mode="constant", constant_values=0):
 
     ``pad_width`` is ``n``, ``(before, after)`` or one ``(before, after)`` pair per axis.
     Modes: ``"constant"`` (``constant_values`` in the same forms, or a scalar array, which
-    is differentiable), ``"edge"``, ``"reflect"``, ``"symmetric"``, ``"wrap"``.
+    is differentiable), ``"edge"``, ``"reflect"``, ``"symmetric"``, ``"wrap"``, and
+    ``"empty"`` (zeros: arrays are never uninitialized).
 
     Example:
         >>> import functorch_lite.numpy as fnp
@@ -634,9 +628,10 @@ def pad(array, pad_width, mode="constant", constant_values=0):
             raise ValueError(f"fnp.pad: cannot extend the empty axis {ax} of an array of shape "
                              f"{shape_} with mode {mode!r}; use mode='constant'")
         lead = (slice(None),) * ax
-        source = _PAD_INDEX[mode](np.concatenate([np.arange(-lo, 0), np.arange(n, n + hi)]), n)
-        pieces = [out[lead + (source[:lo],)], out, out[lead + (source[lo:],)]]
-        out = concatenate([p for p, w in zip(pieces, (lo, 1, hi)) if w], axis=ax)
+        before = _PAD_INDEX[mode](np.arange(-lo, 0), n)
+        after = _PAD_INDEX[mode](np.arange(n, n + hi), n)
+        out = concatenate(([out[lead + (before,)]] if lo else []) + [out] +
+                          ([out[lead + (after,)]] if hi else []), axis=ax)
     return out
 
 
