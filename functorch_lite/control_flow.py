@@ -178,6 +178,14 @@ def switch(index, branches, *operands):
     return _switch("fl.switch", index, branches, operands)
 
 
+def switch_clamped(index, branches, *operands):
+    """:func:`switch` for an index known to be in range (the control-flow rules re-use
+    an index that was clamped once already)."""
+    if not isinstance(index, Tracer):
+        return branches[int(index)](*operands)
+    return _switch("fl.switch", index, tuple(branches), operands)
+
+
 def _switch(what, index, branches, operands):
     flat, in_tree = tree_util.flatten(operands)
     avals = [aval_of(x) for x in flat]

@@ -277,10 +277,8 @@ class Jitted:
         bufs, sig = _leaf_signature(leaves, self._name, lambda: self._leaf_paths(dyn, static_key))
         x64 = settings.x64
         candidates = self._cache.setdefault((sig, static_key, x64), [])
-        for known, entry in candidates:
-            if known == treedef:
-                break
-        else:
+        entry = next((e for known, e in candidates if known == treedef), None)
+        if entry is None:
             entry = self._compile((treedef, sig, static_key, x64), dyn, bufs)
             candidates.append((treedef, entry))
             if not static_key and _array_signature(args) is not None:

@@ -28,8 +28,9 @@ import numpy as np
 
 from functorch_lite.jit.graph import Literal
 
-__all__ = ["compile_graph", "Emitter"]
+__all__ = ["compile_graph", "run_graph", "Emitter"]
 
+_PY_SCALARS = (bool, int, float, complex)
 _PY_TYPE_OF_KIND = {"b": "bool", "i": "int", "u": "int", "f": "float", "c": "complex"}
 _counter = itertools.count()
 
@@ -43,6 +44,28 @@ def compile_graph(graph, xp, name="jitted"):
     if fn is None:
         fn = graph.compiled_cache[xp] = Emitter(xp).compile(graph, name)
     return fn
+
+
+def run_graph(graph, xp, bufs, name="sub"):
+    """Run ``graph`` on buffers outside any trace (a primitive's eager impl).
+
+    The first run interprets the graph equation by equation; later runs compile it.
+    Most graphs that run once (the branches of a ``cond`` traced under an eager ``grad``)
+    never pay for code generation, and graphs that run often do not pay for dispatch.
+    """
+    fn = graph.compiled_cache.get(xp)
+    if fn is None:
+        graph.runs += 1
+        if graph.runs == 1:
+            from functorch_lite.core import Array, trace_scope
+            from functorch_lite.jit.staging import eval_graph
+
+            with trace_scope(None):
+                outs = eval_graph(graph, [b if type(b) in _PY_SCALARS else Array(b)
+                                          for b in bufs])
+            return tuple(o._buf if type(o) is Array else o for o in outs)
+        fn = compile_graph(graph, xp, name)
+    return fn(*bufs)
 
 
 class Emitter:

@@ -95,7 +95,7 @@ class Graph:
     """
 
     __slots__ = ("constvars", "consts", "invars", "eqns", "outvars", "compiled_cache",
-                 "__weakref__")
+                 "runs", "__weakref__")
 
     def __init__(self, constvars, consts, invars, eqns, outvars):
         self.constvars = list(constvars)
@@ -104,6 +104,7 @@ class Graph:
         self.eqns = list(eqns)
         self.outvars = list(outvars)
         self.compiled_cache = {}   # backend module -> generated Python function
+        self.runs = 0              # eager runs so far (see codegen.run_graph)
 
     @property
     def in_avals(self):

@@ -24,7 +24,7 @@ import builtins
 
 from functorch_lite import numpy as fnp
 from functorch_lite.core import Primitive, ShapedArray, aval_of, bind, ctx, trace_scope
-from functorch_lite.jit.codegen import compile_graph
+from functorch_lite.jit.codegen import compile_graph, run_graph
 from functorch_lite.jit.staging import eval_graph, trace_to_graph
 from functorch_lite.primitives.rules import instantiate
 
@@ -134,7 +134,7 @@ def _call_target(outs):
 # --------------------------------------------------------------------------------------
 def _cond_impl(xp, index, *ops, branches):
     i = builtins.min(builtins.max(int(index), 0), len(branches) - 1)
-    return compile_graph(branches[i], xp, "branch")(*ops)
+    return run_graph(branches[i], xp, ops, "branch")
 
 
 def _cond_abstract_eval(index, *ops, branches):
@@ -145,7 +145,7 @@ def _cond_abstract_eval(index, *ops, branches):
 
 
 def _cond_jvp(primals, tangents, *, branches):
-    from functorch_lite.control_flow import switch
+    from functorch_lite.control_flow import switch_clamped as switch
 
     index, *ops = primals
     ts = [instantiate(t, x) if _is_float(x) else x for t, x in zip(tangents[1:], ops)]
@@ -155,7 +155,7 @@ def _cond_jvp(primals, tangents, *, branches):
 
 
 def _cond_vjp(ct, out, primals, needs, *, branches):
-    from functorch_lite.control_flow import switch
+    from functorch_lite.control_flow import switch_clamped as switch
 
     index, *ops = primals
     cts = [instantiate(c, o) for c, o in zip(ct, out)]
@@ -167,7 +167,7 @@ def _cond_vjp(ct, out, primals, needs, *, branches):
 
 
 def _cond_batch(args, dims, *, branches):
-    from functorch_lite.control_flow import switch
+    from functorch_lite.control_flow import switch_clamped as switch
 
     (index, *ops), (index_dim, *op_dims) = args, dims
     size = _axis_size(args, dims)
