@@ -263,6 +263,15 @@ def asarray_default(x):
     return buf
 
 
+def _default_dtype_for(dtype):
+    """float64/complex128 made from Python scalars become the default float/complex."""
+    if dtype == np.float64:
+        return settings.float_dtype
+    if dtype == np.complex128:
+        return settings.complex_dtype
+    return dtype
+
+
 def _wrap_result(out, args):
     """Slow path of wrapping an impl result that is not an ndarray."""
     if type(out) is tuple:
@@ -272,14 +281,13 @@ def _wrap_result(out, args):
         buf = np.asarray(out)
         if all(type(a) in _PY_SCALAR_DTYPES for a in args):
             # Python scalars alone produce a default-typed array (float32 unless x64).
-            if buf.dtype == np.float64:
-                buf = buf.astype(settings.float_dtype)
-            elif buf.dtype == np.complex128:
-                buf = buf.astype(settings.complex_dtype)
+            buf = buf.astype(_default_dtype_for(buf.dtype), copy=False)
         return Array(buf)
     if type(out) in _PY_SCALAR_DTYPES:
         return _wrap_result(np.asarray(out)[()], args)
     if isinstance(out, np.ndarray):
+        if all(type(a) in _PY_SCALAR_DTYPES for a in args):
+            return Array(np.asarray(out).astype(_default_dtype_for(out.dtype), copy=False))
         return Array(np.asarray(out))
     if type(out).__module__.startswith("cupy"):
         return Array(out)
@@ -346,15 +354,17 @@ def bind(prim, *args, **params):
 def eager_apply(prim, args, params):
     try:
         bufs = [a._buf for a in args]
+        only_scalars = False
     except AttributeError:
         bufs = [to_buffer(a) for a in args]
+        only_scalars = all(type(a) in _PY_SCALAR_DTYPES for a in args)
     xp = xp_of(bufs) if backends.gpu_seen else np
     try:
         out = prim.impl(xp, *bufs, **params)
     except Exception as e:
         _explain_failure(prim, args, params, e)
         raise
-    if type(out) is np.ndarray:
+    if type(out) is np.ndarray and not only_scalars:
         return Array(out)
     return _wrap_result(out, args)
 

@@ -101,3 +101,11 @@ def test_arrays_pickle_and_copy():
     x = fnp.arange(3.0)
     assert copy.deepcopy(x) is x
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(x)), x)
+
+
+def test_python_scalars_alone_give_the_default_dtype_for_every_primitive_kind():
+    # elementwise (numpy scalar result) and shape ops (ndarray result) alike
+    for out in (fnp.sin(2.0), fnp.add(1.0, 2), fnp.broadcast_to(1.5, (3,)),
+                fnp.reshape(2.0, (1,)), fnp.cumsum(2.0)):
+        assert out.dtype == np.float32, out
+    assert fnp.add(1, 2).dtype == np.int64
