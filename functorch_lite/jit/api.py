@@ -253,17 +253,17 @@ class Jitted:
 
     # --- calling ---------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
-        if ctx.trace is not None or state.disabled:
-            return self._call_inside_trace(args, kwargs, None)
-        if not kwargs and not self._has_static:
-            entry = self._array_cache.get((_array_signature(args), settings.x64))
-            if entry is not None:
-                self._last_key = entry.key
-                return entry.unpack(entry.fn(*[a._buf for a in args]))
         try:
+            if ctx.trace is not None or state.disabled:
+                return self._call_inside_trace(args, kwargs, None)
+            if not kwargs and not self._has_static:
+                entry = self._array_cache.get((_array_signature(args), settings.x64))
+                if entry is not None:
+                    self._last_key = entry.key
+                    return entry.unpack(entry.fn(*[a._buf for a in args]))
             entry, bufs = self._lookup(args, kwargs, None)
             return entry.unpack(entry.fn(*bufs))
-        except Exception as e:
+        except Exception as e:  # free until raised (Python 3.11+)
             hide_internal_frames(e)
             raise
 
@@ -507,9 +507,9 @@ class _BoundJitted:
         jitted = self.jitted
         if self._is_pytree():
             return jitted(self.obj, *args, **kwargs)
-        if ctx.trace is not None or state.disabled:
-            return jitted._call_inside_trace(args, kwargs, self.obj)
         try:
+            if ctx.trace is not None or state.disabled:
+                return jitted._call_inside_trace(args, kwargs, self.obj)
             entry, bufs = jitted._lookup(args, kwargs, self.obj)
             return entry.unpack(entry.fn(*bufs))
         except Exception as e:
