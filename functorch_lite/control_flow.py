@@ -69,9 +69,9 @@ def _cast_to(leaves, avals):
     return out
 
 
-def _describe(what, fun, paths, a, b, where):
+def _describe(what, fun, path, a, b, where):
     return (f"{what}: {_name(fun)} must return {where} with the same shapes and dtypes as "
-            f"its input, but the carry at {paths} is {a.str_short()} on input and "
+            f"its input, but the carry at {path} is {a.str_short()} on input and "
             f"{b.str_short()} on output. Cast the value (x.astype(...)) or fix the shape.")
 
 
