@@ -381,16 +381,16 @@ def _scan_vjp_fwd(primals, needs, *, body, num_consts, num_carry, length, revers
         return outs[:num_carry], (outs[num_carry:], list(c))
 
     final, (ys, carries) = scan(step, carry, xs, length=length, reverse=reverse)
-    return _arrays(list(final) + list(ys)), (consts, carries, xs)
+    out = _arrays(list(final) + list(ys))
+    return out, (consts, carries, xs, out)
 
 
 def _scan_vjp_bwd(ct, residuals, needs, *, body, num_consts, num_carry, length, reverse):
     from functorch_lite.control_flow import scan
 
-    consts, carries, xs = residuals
-    out_avals = _scan_abstract_eval(body=body, num_consts=num_consts, num_carry=num_carry,
-                                    length=length, reverse=reverse)
-    cts = [fnp.zeros(a.shape, a.dtype) if c is None else c for c, a in zip(ct, out_avals)]
+    consts, carries, xs, out = residuals
+    # Zeros are made like existing values (zeros_like), so they live on their device.
+    cts = [fnp.zeros_like(o) if c is None else c for c, o in zip(ct, out)]
     ct_carry, ct_ys = cts[:num_carry], cts[num_carry:]
     needs_consts, _, needs_xs = _split_scan(needs, num_consts, num_carry)
     diff_consts = [n and _is_float(k) for n, k in zip(needs_consts, consts)]
@@ -407,8 +407,7 @@ def _scan_vjp_bwd(ct, residuals, needs, *, body, num_consts, num_carry, length, 
         new_ct_k = [acc_k + gk for acc_k, gk in zip(ct_k, [g for g in g_k if g is not None])]
         return (new_ct_c, new_ct_k), [g for g in g_x if g is not None]
 
-    ct_k0 = [fnp.zeros(aval_of(k).shape, aval_of(k).dtype)
-             for k, d in zip(consts, diff_consts) if d]
+    ct_k0 = [fnp.zeros_like(k) for k, d in zip(consts, diff_consts) if d]
     (ct_init, ct_k), ct_xs = scan(back, (ct_carry, ct_k0), (carries, xs, ct_ys),
                                   length=length, reverse=not reverse)
     ct_k, ct_xs = iter(ct_k), iter(ct_xs)
