@@ -731,18 +731,45 @@ def _custom_vjp_jvp(primals, tangents, **params):
 
 def _custom_vjp_fwd(primals, needs, *, fun, fwd, bwd, name, store):
     out, residuals = fwd(*primals)
-    return out, residuals
+    return out, (residuals, out)
 
 
 def _custom_vjp_bwd(ct, residuals, needs, *, fun, fwd, bwd, name, store):
-    ct = tuple(_zeros_like_value(o) if c is None else c
-               for c, o in zip(ct, store["out_avals_like"]))
-    cts = bwd(residuals, ct)
-    return cts
+    residuals, out = residuals
+    return bwd(residuals, tuple(_instantiate(c, o) for c, o in zip(ct, out)))
+
+
+# vmap of the function-valued primitives: rebind the same primitive with its functions
+# vmapped, so the custom rule (or the rematerialization) survives batching. Batched
+# operands move their batch axis to the front; every output is batched along axis 0.
+def _moved_to_front(args, dims):
+    from functorch_lite import numpy as fnp
+
+    moved = [a if d is None or d == 0 else fnp.moveaxis(a, d, 0) for a, d in zip(args, dims)]
+    return moved, tuple(None if d is None else 0 for d in dims)
+
+
+def _sum_unbatched(cts, in_axes):
+    """Cotangents of unbatched (shared) operands are summed over the batch."""
+    from functorch_lite import numpy as fnp
+
+    return tuple(c if c is None or ax is not None else fnp.sum(c, axis=0)
+                 for c, ax in zip(cts, in_axes))
+
+
+def _custom_vjp_batch(args, dims, *, fun, fwd, bwd, name, store):
+    from functorch_lite.batching import vmap
+
+    moved, in_axes = _moved_to_front(args, dims)
+    out = bind(custom_vjp_call_p, *moved, fun=vmap(fun, in_axes=in_axes),
+               fwd=vmap(fwd, in_axes=in_axes),
+               bwd=lambda res, cts: _sum_unbatched(vmap(bwd)(res, cts), in_axes),
+               name=name, store=store)
+    return out, 0
 
 
 custom_vjp_call_p = Primitive("custom_vjp_call", _call_impl, None, jvp=_custom_vjp_jvp,
-                              multiple_results=True)
+                              batch=_custom_vjp_batch, multiple_results=True)
 custom_vjp_call_p.vjp_fwd = _custom_vjp_fwd
 custom_vjp_call_p.vjp_bwd = _custom_vjp_bwd
 
@@ -790,7 +817,6 @@ class custom_vjp:  # noqa: N801 - a decorator, named like JAX's
             out, res = fwd(*tree_util.unflatten(in_tree, list(leaves)))
             out_flat, out_tree = tree_util.flatten(out)
             store["out_tree"] = out_tree
-            store["out_avals_like"] = out_flat
             return tuple(out_flat), res
 
         def flat_bwd(res, cts):
@@ -823,21 +849,36 @@ def _custom_jvp_fwd(primals, needs, *, fun, rule, name, store):
     from functorch_lite.core import bind as bind_
 
     out = bind_(custom_jvp_call_p, *primals, fun=fun, rule=rule, name=name, store=store)
-    return out, primals
+    return out, (primals, out)
 
 
-def _custom_jvp_bwd(ct, primals, needs, *, fun, rule, name, store):
+def _custom_jvp_bwd(ct, residuals, needs, *, fun, rule, name, store):
     # The tangent map t -> rule(primals, t)[1] is linear, so its transpose (the vjp) is the
     # reverse-mode derivative of that map, at any point: we take t = 0.
+    primals, out = residuals
     zeros = tuple(_zeros_like_value(p) for p in primals)
     _, pullback = vjp(lambda *ts: tuple(rule(primals, ts)[1]), *zeros)
-    ct = tuple(_zeros_like_value(o) if c is None else c
-               for c, o in zip(ct, store["out_like"]))
-    return pullback(ct)
+    return pullback(tuple(_instantiate(c, o) for c, o in zip(ct, out)))
+
+
+def _custom_jvp_batch(args, dims, *, fun, rule, name, store):
+    from functorch_lite.batching import vmap
+
+    moved, in_axes = _moved_to_front(args, dims)
+
+    def batched_rule(primals, tangents):
+        # A tangent is batched exactly when its primal is (their shapes agree).
+        out, t_out = vmap(lambda p, t: tuple(map(tuple, rule(p, t))),
+                          in_axes=(in_axes, in_axes))(tuple(primals), tuple(tangents))
+        return out, t_out
+
+    out = bind(custom_jvp_call_p, *moved, fun=vmap(fun, in_axes=in_axes), rule=batched_rule,
+               name=name, store=store)
+    return out, 0
 
 
 custom_jvp_call_p = Primitive("custom_jvp_call", _call_impl, None, jvp=_custom_jvp_jvp,
-                              multiple_results=True)
+                              batch=_custom_jvp_batch, multiple_results=True)
 custom_jvp_call_p.vjp_fwd = _custom_jvp_fwd
 custom_jvp_call_p.vjp_bwd = _custom_jvp_bwd
 
@@ -889,14 +930,12 @@ class custom_jvp:  # noqa: N801 - a decorator, named like JAX's
                                    tree_util.unflatten(in_tree, list(tangents)))
             out_flat, out_tree = tree_util.flatten(out)
             store["out_tree"] = out_tree
-            store["out_like"] = out_flat
             return out_flat, tree_util.leaves(t_out)
 
         def flat_fun(*leaves):
             out = self.fun(*tree_util.unflatten(in_tree, list(leaves)))
             out_flat, out_tree = tree_util.flatten(out)
             store["out_tree"] = out_tree
-            store["out_like"] = out_flat
             return tuple(out_flat)
 
         out = bind(custom_jvp_call_p, *flat, fun=flat_fun, rule=flat_rule,
@@ -922,8 +961,16 @@ def _checkpoint_bwd(ct, primals, needs, *, fun, name, store):
     return pullback(ct)
 
 
+def _checkpoint_batch(args, dims, *, fun, name, store):
+    from functorch_lite.batching import vmap
+
+    moved, in_axes = _moved_to_front(args, dims)
+    return bind(checkpoint_call_p, *moved, fun=vmap(fun, in_axes=in_axes), name=name,
+                store=store), 0
+
+
 checkpoint_call_p = Primitive("checkpoint_call", _call_impl, None, jvp=_checkpoint_jvp,
-                              multiple_results=True)
+                              batch=_checkpoint_batch, multiple_results=True)
 checkpoint_call_p.vjp_fwd = _checkpoint_fwd
 checkpoint_call_p.vjp_bwd = _checkpoint_bwd
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from functorch_lite import tree as tree_util
 
-__all__ = ["check_grads", "grad_norms"]
+__all__ = ["check_grads", "grad_norms", "print", "assert_max_traces"]
 
 
 def _np(x):

@@ -247,3 +247,53 @@ def test_errors_inside_grad_point_at_the_user_line(monkeypatch):
     assert frames[-1].line.startswith("return fnp.sum(x + fnp.ones(4))")
     assert not any("functorch_lite" in f.filename for f in frames)
     assert any("internal frames hidden" in n for n in info.value.__notes__)
+
+
+# --- custom rules under vmap (the rule must survive batching) --------------------------------
+def _clip_grad():
+    @fl.custom_vjp
+    def clip_grad(x, scale):
+        return x * scale
+
+    clip_grad.defvjp(lambda x, s: (x * s, s),
+                     lambda s, g: (fnp.clip(g * s, -1.0, 1.0), fnp.zeros_like(s)))
+    return clip_grad
+
+
+def test_vmap_of_grad_of_custom_vjp_keeps_the_rule():
+    clip_grad = _clip_grad()
+    xs = f64([1.0, 2.0, 3.0])
+    g = fl.vmap(fl.grad(lambda x: 5.0 * clip_grad(x, f64(2.0))))(xs)
+    np.testing.assert_allclose(g, [1.0, 1.0, 1.0])
+    np.testing.assert_allclose(fl.vmap(lambda x: clip_grad(x, f64(2.0)))(xs), [2.0, 4.0, 6.0])
+
+
+def test_grad_of_vmap_of_custom_vjp_sums_shared_cotangents():
+    @fl.custom_vjp
+    def f(x, w):
+        return x * w
+
+    f.defvjp(lambda x, w: (x * w, (x, w)), lambda res, g: (3.0 * g * res[1], 3.0 * g * res[0]))
+    xs = f64([1.0, 2.0, 3.0])
+    gw = fl.grad(lambda w: fnp.sum(fl.vmap(f, in_axes=(0, None))(xs, w)))(f64(2.0))
+    np.testing.assert_allclose(gw, 3.0 * 6.0)  # the rule's 3x, summed over the batch
+
+
+def test_custom_jvp_and_checkpoint_under_vmap_in_both_orders():
+    @fl.custom_jvp
+    def softplus(x):
+        return fnp.log1p(fnp.exp(x))
+
+    @softplus.defjvp
+    def _(primals, tangents):
+        (x,), (t,) = primals, tangents
+        return softplus(x), t / (1 + fnp.exp(-x))
+
+    xs = f64([-1.0, 0.0, 1000.0])
+    sig = 1 / (1 + np.exp(-np.asarray(xs)))
+    np.testing.assert_allclose(fl.vmap(fl.grad(softplus))(xs), sig)
+    np.testing.assert_allclose(fl.grad(lambda x: fnp.sum(fl.vmap(softplus)(x)))(xs), sig)
+    block = fl.checkpoint(lambda x: fnp.sin(x) * x)
+    want = np.cos(np.asarray(xs)) * np.asarray(xs) + np.sin(np.asarray(xs))
+    np.testing.assert_allclose(fl.vmap(fl.grad(block))(xs), want)
+    np.testing.assert_allclose(fl.grad(lambda x: fnp.sum(fl.vmap(block)(x)))(xs), want)
