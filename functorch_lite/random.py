@@ -305,9 +305,9 @@ def bernoulli(key, p=0.5, shape=None):
 def randint(key, shape, minval, maxval, dtype=None):
     """Uniform integers in ``[minval, maxval)`` (``minval`` when ``maxval <= minval``).
 
-    ``dtype`` defaults to int64. ``minval``/``maxval`` broadcast to ``shape`` and are
-    clipped into ``dtype``'s range. Each value is 64 random bits modulo the span, so the
-    bias is at most span / 2**64.
+    ``dtype`` defaults to int64. ``minval``/``maxval`` broadcast to ``shape``; Python
+    ints are clipped into ``dtype``'s range. Each value is 64 random bits modulo the span,
+    so the bias is at most span / 2**64.
 
     Example:
         >>> import functorch_lite as fl
