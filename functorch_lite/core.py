@@ -358,7 +358,11 @@ def eager_apply(prim, args, params):
     except AttributeError:
         bufs = [to_buffer(a) for a in args]
         only_scalars = all(type(a) in _PY_SCALAR_DTYPES for a in args)
-    xp = xp_of(bufs) if backends.gpu_seen else np
+    xp = np
+    if backends.gpu_seen:
+        xp = xp_of(bufs)
+        if xp is not np:  # CuPy refuses 0-d NumPy operands; scalars mix with any device
+            bufs = [b[()] if type(b) is np.ndarray and b.ndim == 0 else b for b in bufs]
     try:
         out = prim.impl(xp, *bufs, **params)
     except Exception as e:
