@@ -35,10 +35,7 @@ DIFF = [s for s in ALL if s.diff_argnums != () and "float64" in s.dtypes]
 
 # Known leaks, reported to their owners. An impl-level leak is marked strict: its fix
 # turns the xfail into a failure here, as a reminder to delete the entry.
-_UFUNC_AT = ("indexing's ufunc.at impls branch on `xp is np` (else cupyx.scatter_*); "
-             "dispatch on the capability instead: `getattr(xp, name).at` when present")
-IMPL_LEAKS = {"at.add": _UFUNC_AT, "at.min": _UFUNC_AT, "at.max": _UFUNC_AT,
-              "at.multiply[repeated]": _UFUNC_AT}
+IMPL_LEAKS: dict[str, str] = {}
 # The device-consistency pass is opt-in while creation functions make every constant a
 # NumPy (CPU) array: today about 70 specs (indexing, pad, sort, linalg, quantile, random
 # choice/permutation gradients...) build one in a composite or derivative rule.

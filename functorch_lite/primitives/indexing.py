@@ -349,16 +349,17 @@ gather_p = Primitive(
 
 def _ufunc_at(name):
     """An impl writing ``x`` with ``ufunc.at`` (repeated indices all apply)."""
+    cupyx_name = {"add": "scatter_add", "minimum": "scatter_min", "maximum": "scatter_max"}
+
     def impl(xp, x, *args, index):
         *arrays, v = args
         out = x.copy()
-        if xp is np:
-            getattr(xp, name).at(out, index.fill(arrays), v)
-        else:  # cupy implements ufunc.at for add/min/max via cupyx.scatter_*
+        at = getattr(getattr(xp, name), "at", None)
+        if at is None:  # older CuPy: ufunc.at for add/min/max lives in cupyx.scatter_*
             import cupyx
 
-            getattr(cupyx, {"add": "scatter_add", "minimum": "scatter_min",
-                            "maximum": "scatter_max"}[name])(out, index.fill(arrays), v)
+            at = getattr(cupyx, cupyx_name[name])
+        at(out, index.fill(arrays), v)
         return out
     return impl
 
@@ -471,12 +472,13 @@ def _scatter_mul_vjp(ct, out, primals, needs, *, index):
 
 def _scatter_mul_impl(xp, x, *args, index):
     *arrays, v = args
-    if xp is not np:
+    at = getattr(xp.multiply, "at", None)
+    if at is None:
         raise NotImplementedError(
             "x.at[idx].multiply(v) with index arrays has no CUDA implementation (CuPy has no "
             "multiply.at); with unique indices write x.at[idx].set(x[idx] * v)")
     out = x.copy()
-    xp.multiply.at(out, index.fill(arrays), v)
+    at(out, index.fill(arrays), v)
     return out
 
 
