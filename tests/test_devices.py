@@ -249,3 +249,24 @@ def test_the_library_works_where_cupy_cannot_be_imported():
                      "fl.random.key(0))) < 1)")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "['cpu'] cpu True"
+
+
+# --------------------------------------------------------------------------------------
+# Created arrays follow the default device; *_like follows its argument's device
+# --------------------------------------------------------------------------------------
+def test_creation_functions_follow_the_default_device(fake_gpus):
+    with fl.config.set_default_device("cuda:1"):
+        made = [fnp.zeros(2), fnp.ones((2, 2)), fnp.full(3, 7.0), fnp.arange(4), fnp.eye(2),
+                fnp.linspace(0.0, 1.0, 3), fnp.asarray([1.0, 2.0])]
+    for a in made:
+        assert a.device == "cuda:1", a
+    np.testing.assert_array_equal(made[2]._buf.get(), [7.0, 7.0, 7.0])
+    assert fnp.zeros(2).device == "cpu"
+
+
+def test_like_functions_follow_their_argument(fake_gpus):
+    on_gpu = fl.device_put(np.arange(3.0), "cuda:2")
+    for a in (fnp.zeros_like(on_gpu), fnp.ones_like(on_gpu), fnp.full_like(on_gpu, 2.0)):
+        assert a.device == "cuda:2" and a.shape == (3,)
+    np.testing.assert_array_equal(fnp.full_like(on_gpu, 2.0)._buf.get(), [2.0, 2.0, 2.0])
+    assert fnp.zeros_like(np.ones(2)).device == "cpu"

@@ -8,6 +8,20 @@ from functorch_lite.config import settings
 from functorch_lite.core import Array, Tracer, asarray_default, aval_of, to_buffer
 
 
+def _placed(buf, like=None):
+    """``buf`` as an Array on the device of ``like`` (a concrete Array), else on the default
+    device (``fl.config.set_default_device``); the CPU unless one of them says otherwise."""
+    if type(like) is Array and type(like._buf) is not np.ndarray:
+        from functorch_lite.devices import device_put
+
+        return device_put(Array(buf), like.device)
+    if settings.default_device is not None:
+        from functorch_lite.devices import place_on_default_device
+
+        return place_on_default_device(Array(buf))
+    return Array(buf)
+
+
 def _dtype(dtype, default=None):
     if dtype is None:
         return settings.float_dtype if default is None else default
@@ -50,7 +64,7 @@ def asarray(a, dtype=None, copy=None):
         buf = buf.astype(dtype)
     elif copy:
         buf = buf.copy()
-    return Array(buf)
+    return _placed(buf) if type(buf) is np.ndarray else Array(buf)
 
 
 def _holds_tracer(seq):
@@ -83,7 +97,7 @@ def zeros(shape, dtype=None):
         >>> fnp.zeros((2,))
         Array([0., 0.], dtype=float32)
     """
-    return Array(np.zeros(_shape(shape), _dtype(dtype)))
+    return _placed(np.zeros(_shape(shape), _dtype(dtype)))
 
 
 def ones(shape, dtype=None):
@@ -94,7 +108,7 @@ def ones(shape, dtype=None):
         >>> fnp.ones(2, dtype="int32")
         Array([1, 1], dtype=int32)
     """
-    return Array(np.ones(_shape(shape), _dtype(dtype)))
+    return _placed(np.ones(_shape(shape), _dtype(dtype)))
 
 
 def empty(shape, dtype=None):
@@ -121,7 +135,14 @@ def full(shape, fill_value, dtype=None):
     if isinstance(fill_value, Tracer):
         return broadcast_to(fill_value if dtype is None else fill_value.astype(dtype), shape)
     value = asarray(fill_value, dtype=dtype)
-    return Array(np.full(_shape(shape), value._buf, value.dtype))
+    return _full(shape, value)
+
+
+def _full(shape, value, like=None):
+    buf = value._buf
+    if type(buf) is not np.ndarray:
+        buf = buf.get()
+    return _placed(np.full(_shape(shape), buf, buf.dtype), like)
 
 
 def _like(a, dtype, shape):
@@ -140,7 +161,8 @@ def zeros_like(a, dtype=None, shape=None):
         >>> fnp.zeros_like(fnp.array([1, 2]))
         Array([0, 0], dtype=int64)
     """
-    return zeros(*_like(a, dtype, shape))
+    shape_, dtype_ = _like(a, dtype, shape)
+    return _placed(np.zeros(shape_, dtype_), like=a)
 
 
 def ones_like(a, dtype=None, shape=None):
@@ -151,7 +173,8 @@ def ones_like(a, dtype=None, shape=None):
         >>> fnp.ones_like(fnp.zeros((2,), dtype="float64"))
         Array([1., 1.], dtype=float64)
     """
-    return ones(*_like(a, dtype, shape))
+    shape_, dtype_ = _like(a, dtype, shape)
+    return _placed(np.ones(shape_, dtype_), like=a)
 
 
 def empty_like(a, dtype=None, shape=None):
@@ -174,7 +197,9 @@ def full_like(a, fill_value, dtype=None, shape=None):
         Array([3., 3.], dtype=float32)
     """
     shape_, dtype_ = _like(a, dtype, shape)
-    return full(shape_, fill_value, dtype_)
+    if isinstance(fill_value, Tracer):
+        return full(shape_, fill_value, dtype_)
+    return _full(shape_, asarray(fill_value, dtype=dtype_), like=a)
 
 
 def arange(start, stop=None, step=None, dtype=None):
@@ -196,7 +221,7 @@ def arange(start, stop=None, step=None, dtype=None):
     buf = np.arange(*[v.item() if isinstance(v, Array) else v for v in args])
     if dtype is None and buf.dtype == np.float64:
         dtype = settings.float_dtype
-    return Array(buf if dtype is None else buf.astype(dtype))
+    return _placed(buf if dtype is None else buf.astype(dtype))
 
 
 def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0):
@@ -219,7 +244,7 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
     starts = start._buf if isinstance(start, Array) else start
     stops = stop._buf if isinstance(stop, Array) else stop
     buf, step = np.linspace(starts, stops, num, endpoint=endpoint, retstep=True, axis=axis)
-    out = Array(buf.astype(_dtype(dtype)))
+    out = _placed(buf.astype(_dtype(dtype)))
     return (out, step) if retstep else out
 
 
@@ -232,7 +257,7 @@ def eye(N, M=None, k=0, dtype=None):
         Array([[1., 0.],
                [0., 1.]], dtype=float32)
     """
-    return Array(np.eye(N, M, k, dtype=_dtype(dtype)))
+    return _placed(np.eye(N, M, k, dtype=_dtype(dtype)))
 
 
 def identity(n, dtype=None):
