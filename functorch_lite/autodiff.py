@@ -138,23 +138,28 @@ class VJPTrace(Trace):
         return VJPTracer(self, primal, slot)
 
     def process(self, prim, args, params):
+        # The hot path of eager reverse mode: kept free of generators and method calls.
         primals = []
         in_slots = []
+        needs = []
         active = False
         for a in args:
             if type(a) is VJPTracer and a._trace is self:
                 primals.append(a.primal)
                 in_slots.append(a.slot)
+                needs.append(True)
                 active = True
             else:
                 if isinstance(a, Tracer):
                     self.check_foreign(a)
                 primals.append(a)
                 in_slots.append(-1)
+                needs.append(False)
         parent = self.parent
-        custom_fwd = getattr(prim, "vjp_fwd", None)
+        custom_fwd = prim.vjp_fwd
         if parent is None and active and custom_fwd is None and prim.differentiable:
             out = eager_apply(prim, primals, params)  # the common case, without a scope
+            residuals = (out, primals)
         else:
             previous = ctx.trace
             ctx.trace = parent
@@ -162,15 +167,12 @@ class VJPTrace(Trace):
                 if not active or not prim.differentiable:
                     return bind(prim, *primals, **params)
                 if custom_fwd is not None:
-                    out, residuals = custom_fwd(primals, tuple(s >= 0 for s in in_slots),
-                                                **params)
+                    out, residuals = custom_fwd(primals, tuple(needs), **params)
                 else:
                     out = bind(prim, *primals, **params)
+                    residuals = (out, primals)
             finally:
                 ctx.trace = previous
-        if custom_fwd is None:
-            residuals = (out, primals)
-        needs = tuple(s >= 0 for s in in_slots)
         if prim.multiple_results:
             tracers, out_slots = [], []
             for o in out:
@@ -185,9 +187,10 @@ class VJPTrace(Trace):
             return tuple(tracers)
         if out.dtype.kind not in "fc":
             return out
-        tracer = self.new_tracer(out)
-        self.tape.append((prim, params, residuals, in_slots, needs, tracer.slot))
-        return tracer
+        slot = self.num_slots
+        self.num_slots = slot + 1
+        self.tape.append((prim, params, residuals, in_slots, needs, slot))
+        return VJPTracer(self, out, slot)
 
     def concrete(self, tracer):
         primal = tracer.primal
@@ -207,7 +210,7 @@ class VJPTrace(Trace):
                 ct = cts[out_slots]
                 if ct is None:
                     continue
-            custom_bwd = getattr(prim, "vjp_bwd", None)
+            custom_bwd = prim.vjp_bwd
             if custom_bwd is not None:
                 in_cts = custom_bwd(ct, residuals, needs, **params)
             else:
@@ -244,14 +247,6 @@ def _check_float_inputs(fn_name, leaves, paths, hint=""):
                 f"(or float64), or exclude it from argnums.{hint}")
 
 
-def _paths(prefix, treedef_tree):
-    try:
-        flat, _ = tree_util.flatten_with_path(treedef_tree)
-        return [prefix + tree_util.keystr(p) for p, _ in flat]
-    except Exception:  # pragma: no cover - paths are only for error messages
-        return None
-
-
 def _zeros_like_value(x):
     from functorch_lite import numpy as fnp
 
@@ -271,9 +266,19 @@ def _fn_name(f):
 # --------------------------------------------------------------------------------------
 # vjp / grad / value_and_grad
 # --------------------------------------------------------------------------------------
-def _vjp(f, primals, has_aux, transform_name):
+def _vjp(f, primals, has_aux, transform_name, float_check=None):
+    """Run ``f`` under a new VJP trace.
+
+    Returns ``(out, vjp_fn, aux, pull_flat)``: ``vjp_fn(cotangent)`` checks the cotangent
+    against the output; ``pull_flat(ct_leaves)`` is the unchecked version grad uses.
+    ``float_check``: ``(name, argnums)`` to reject non-float inputs with a clear error.
+    """
     flat, in_tree = tree_util.flatten(primals)
     flat = [_as_value(x) for x in flat]
+    if float_check is not None:
+        for i, x in enumerate(flat):
+            if x.dtype.kind not in "fc":
+                _raise_non_float(float_check, primals, i, x.dtype)
     trace = VJPTrace(ctx.trace, transform_name)
     tracers = [trace.new_tracer(x) for x in flat]
     try:
@@ -301,17 +306,9 @@ def _vjp(f, primals, has_aux, transform_name):
             out_primals.append(_unwrap_primal(o, trace))
             out_slots.append(-1)
 
-    def vjp_fn(cotangent):
-        ct_flat, ct_tree = tree_util.flatten(cotangent)
-        if ct_tree != out_tree:
-            raise ValueError(f"vjp_fn: the cotangent's structure {ct_tree} does not match "
-                             f"the output's {out_tree}")
+    def pull_flat(ct_flat):
         seeds = {}
-        for slot, ct, o in zip(out_slots, ct_flat, out_primals):
-            ct_aval, o_aval = aval_of(ct), aval_of(o)
-            if ct_aval.shape != o_aval.shape:
-                raise ValueError(f"vjp_fn: cotangent shape {ct_aval.shape} does not match "
-                                 f"the output shape {o_aval.shape}")
+        for slot, ct in zip(out_slots, ct_flat):
             if slot >= 0:
                 seeds[slot] = seeds[slot] + ct if slot in seeds else ct
         cts = trace.backward(seeds) if seeds else [None] * trace.num_slots
@@ -319,8 +316,32 @@ def _vjp(f, primals, has_aux, transform_name):
                  for t, x in zip(tracers, flat)]
         return tree_util.unflatten(in_tree, grads)
 
+    def vjp_fn(cotangent):
+        ct_flat, ct_tree = tree_util.flatten(cotangent)
+        if ct_tree != out_tree:
+            raise ValueError(f"vjp_fn: the cotangent's structure {ct_tree} does not match "
+                             f"the output's {out_tree}")
+        for ct, o in zip(ct_flat, out_primals):
+            ct_shape, o_shape = aval_of(ct).shape, aval_of(o).shape
+            if ct_shape != o_shape:
+                raise ValueError(f"vjp_fn: cotangent shape {ct_shape} does not match the "
+                                 f"output shape {o_shape}")
+        return pull_flat(ct_flat)
+
     out_value = tree_util.unflatten(out_tree, out_primals)
-    return out_value, api_boundary(vjp_fn), aux
+    return out_value, vjp_fn, aux, pull_flat
+
+
+def _raise_non_float(float_check, primals, index, dtype):
+    """The error for a non-float differentiated input, naming its path in the arguments."""
+    name, argnums = float_check
+    (path, _), = [pl for i, pl in enumerate(tree_util.flatten_with_path(primals)[0])
+                  if i == index]
+    first, rest = path[0], path[1:]
+    where = f"args[{argnums[first.idx]}]{tree_util.keystr(rest)}"
+    raise TypeError(
+        f"{name} requires floating-point inputs, but the input at {where} has dtype {dtype}. "
+        "Cast it with .astype(fnp.float32) (or float64), or exclude it from argnums.")
 
 
 def _unwrap_primal(v, trace):
@@ -349,7 +370,8 @@ def vjp(f, *primals, has_aux=False):
         >>> pullback(fnp.ones(2))
         (Array([2., 6.], dtype=float32),)
     """
-    out, vjp_fn, aux = _vjp(f, primals, has_aux, "vjp")
+    out, vjp_fn, aux, _ = _vjp(f, primals, has_aux, "vjp")
+    vjp_fn = api_boundary(vjp_fn)
     return (out, vjp_fn, aux) if has_aux else (out, vjp_fn)
 
 
@@ -383,12 +405,6 @@ def value_and_grad(f, argnums=0, has_aux=False):
     def value_and_grad_f(*args, **kwargs):
         single, nums = _argnums_tuple(name, argnums, len(args))
         diff_args = tuple(args[n] for n in nums)
-        for n, arg in zip(nums, diff_args):
-            leaves, _ = tree_util.flatten(arg)
-            _check_float_inputs(
-                name, leaves,
-                lambda n=n, arg=arg, k=len(leaves): _paths(f"args[{n}]", arg) or [
-                    f"args[{n}]"] * k)
 
         def partial_f(*dargs):
             full = list(args)
@@ -396,7 +412,7 @@ def value_and_grad(f, argnums=0, has_aux=False):
                 full[n] = d
             return f(*full, **kwargs)
 
-        out, vjp_fn, aux = _vjp(partial_f, diff_args, has_aux, "grad")
+        out, _, aux, pull_flat = _vjp(partial_f, diff_args, has_aux, "grad", (name, nums))
         aval = aval_of(out) if isinstance(out, (Array, Tracer, float, int, np.ndarray)) \
             else None
         if aval is None or aval.shape != ():
@@ -405,13 +421,13 @@ def value_and_grad(f, argnums=0, has_aux=False):
                 f"grad requires {_fn_name(f)} to return a scalar, but it returned {what}. "
                 "Reduce the output (e.g. fnp.sum or fnp.mean), or use fl.vjp / fl.jacrev "
                 "for non-scalar outputs.")
-        if not _is_float(aval.dtype) or aval.dtype.kind == "c":
+        if aval.dtype.kind != "f":
             raise TypeError(
                 f"grad requires {_fn_name(f)} to return a real floating-point scalar, got "
                 f"dtype {aval.dtype}. Cast the output with .astype(fnp.float32).")
         from functorch_lite import numpy as fnp
 
-        grads = vjp_fn(fnp.ones((), aval.dtype))
+        grads = pull_flat([fnp.ones((), aval.dtype)])
         g = grads[0] if single else grads
         return ((out, aux), g) if has_aux else (out, g)
 
@@ -651,8 +667,8 @@ def jacrev(f, argnums=0, has_aux=False):
     @functools.wraps(f)
     def jacrev_f(*args):
         single, flat, in_tree, partial = _diff_args(name, args, argnums)
-        out, vjp_fn, aux = _vjp(partial(f), tuple(tree_util.unflatten(in_tree, flat)),
-                                has_aux, "jacrev")
+        out, vjp_fn, aux, _ = _vjp(partial(f), tuple(tree_util.unflatten(in_tree, flat)),
+                                   has_aux, "jacrev")
         out_flat, out_tree = tree_util.flatten(out)
         out_flat = [_as_value(o) for o in out_flat]
 

@@ -318,7 +318,7 @@ class Primitive:
     """
 
     __slots__ = ("name", "impl", "abstract_eval", "jvp", "vjp", "batch", "emit",
-                 "differentiable", "multiple_results", "__dict__")
+                 "differentiable", "multiple_results", "vjp_fwd", "vjp_bwd", "__dict__")
 
     def __init__(self, name, impl, abstract_eval, *, jvp=None, vjp=None, batch=None,
                  emit=None, differentiable=True, multiple_results=False):
@@ -331,6 +331,11 @@ class Primitive:
         self.emit = emit
         self.differentiable = differentiable
         self.multiple_results = multiple_results
+        # Reverse mode with custom residuals (custom rules, checkpoint, scan): when set,
+        # ``vjp_fwd(primals, needs, **params) -> (out, residuals)`` replaces the plain
+        # forward and ``vjp_bwd(ct, residuals, needs, **params)`` replaces ``vjp``.
+        self.vjp_fwd = None
+        self.vjp_bwd = None
         registry[name] = self
 
     def bind(self, *args, **params):

@@ -49,7 +49,9 @@ def _reduce_batch(prim):
 
 # --- sum --------------------------------------------------------------------------------
 def _sum_impl(xp, x, axes):
-    return xp.sum(x, axis=axes)
+    if type(x) in (int, float, bool, complex):
+        return xp.sum(x, axis=axes)
+    return x.sum(axis=axes)  # the method skips ~1 us of numpy.sum's Python dispatch
 
 
 def _sum_transpose(ct, avals, needs, *, axes):

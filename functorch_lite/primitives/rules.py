@@ -70,11 +70,17 @@ def _elementwise_abstract_eval(name, impl):
 # --------------------------------------------------------------------------------------
 # Shape helpers used by many rules
 # --------------------------------------------------------------------------------------
-def unbroadcast(g, aval):
-    """Sum ``g`` down to ``aval``'s shape (undoing broadcasting) and cast to its dtype."""
-    shape = aval.shape
+def unbroadcast(g, like):
+    """Sum ``g`` down to the shape of ``like`` (undoing broadcasting) and cast to its dtype.
+
+    ``like`` is the operand (an array or tracer) or its aval; a weakly typed (Python
+    scalar) operand keeps ``g``'s dtype.
+    """
+    if type(like) in _PY_SCALARS:
+        like = aval_of(like)
+    shape, dtype = like.shape, like.dtype
     gshape = g.shape
-    if gshape == shape and (g.dtype == aval.dtype or aval.weak_type):
+    if gshape == shape and g.dtype == dtype:
         return g
     if gshape != shape:
         lead = len(gshape) - len(shape)
@@ -84,8 +90,8 @@ def unbroadcast(g, aval):
             g = fnp.sum(g, axis=axes)
         if g.shape != shape:
             g = fnp.reshape(g, shape)
-    if g.dtype != aval.dtype and not aval.weak_type:
-        g = fnp.astype(g, aval.dtype)
+    if g.dtype != dtype and not getattr(like, "weak_type", False):
+        g = fnp.astype(g, dtype)
     return g
 
 
@@ -108,9 +114,13 @@ def _broadcast_tangent(t, out):
     return t
 
 
+_CONSTANT_TYPES = (int, float)
+_PY_SCALARS = (bool, int, float, complex)
+
+
 def _scale(t, d):
     """``t * d`` skipping multiplications by the constants 1 and -1."""
-    if isinstance(d, (int, float)):
+    if type(d) in _CONSTANT_TYPES:
         if d == 1:
             return t
         if d == -1:
@@ -144,7 +154,7 @@ def unary(name, impl, derivative=None, *, emit=None, differentiable=True, batch=
 
         def vjp(ct, out, primals, needs, **params):
             (x,) = primals
-            return (unbroadcast(_scale(ct, derivative(x, out)), aval_of(x)),)
+            return (unbroadcast(_scale(ct, derivative(x, out)), x),)
 
     prim = Primitive(name, impl, _elementwise_abstract_eval(name, impl), jvp=jvp, vjp=vjp,
                      batch=batch or _elementwise_batch(lambda *a, **p: bind(prim, *a, **p)),
@@ -183,8 +193,8 @@ def binary(name, impl, derivatives=None, *, emit=None, differentiable=True, batc
                 if not need or d is None:
                     cts.append(None)
                     continue
-                g = _scale(ct, d if isinstance(d, (int, float)) else d(*primals, out))
-                cts.append(unbroadcast(g, aval_of(x)))
+                g = _scale(ct, d if type(d) in _CONSTANT_TYPES else d(*primals, out))
+                cts.append(unbroadcast(g, x))
             return tuple(cts)
 
     prim = Primitive(name, impl, _elementwise_abstract_eval(name, impl), jvp=jvp, vjp=vjp,
