@@ -111,20 +111,15 @@ def _pow_dy(x, y, out):
     return fnp.where(x == 0, 0, out * fnp.log(safe_x))
 
 
+# d max(x, y)/dx is 1 where x > y, 0 where x < y and 1/2 at ties (the gradient is split
+# evenly between tied operands), written as 0.5 * ([x >= y] + [x > y]): comparisons and
+# casts are the cheapest passes NumPy has (np.heaviside computes the same ~15x slower).
 def _max_dx(x, y, out):
-    return fnp.astype(x > y, out.dtype) + 0.5 * fnp.astype(x == y, out.dtype)
+    return 0.5 * (fnp.astype(x >= y, out.dtype) + fnp.astype(x > y, out.dtype))
 
 
 def _max_dy(x, y, out):
-    return fnp.astype(y > x, out.dtype) + 0.5 * fnp.astype(x == y, out.dtype)
-
-
-def _min_dx(x, y, out):
-    return fnp.astype(x < y, out.dtype) + 0.5 * fnp.astype(x == y, out.dtype)
-
-
-def _min_dy(x, y, out):
-    return fnp.astype(y < x, out.dtype) + 0.5 * fnp.astype(x == y, out.dtype)
+    return 0.5 * (fnp.astype(y >= x, out.dtype) + fnp.astype(y > x, out.dtype))
 
 
 add_p = _b("add", (1, 1))
@@ -135,7 +130,8 @@ floor_divide_p = _b("floor_divide", (None, None))  # piecewise constant
 remainder_p = _b("remainder", (1, lambda x, y, out: -fnp.floor_divide(x, y)))
 power_p = _b("power", (_pow_dx, _pow_dy))
 maximum_p = _b("maximum", (_max_dx, _max_dy))
-minimum_p = _b("minimum", (_min_dx, _min_dy))
+minimum_p = _b("minimum", (_max_dy, _max_dx))  # min's derivatives are max's, swapped
+heaviside_p = _b("heaviside", (None, None))  # piecewise constant: zero derivative
 arctan2_p = _b("arctan2", (lambda x, y, out: y / (x * x + y * y),
                            lambda x, y, out: -x / (x * x + y * y)))
 hypot_p = _b("hypot", (lambda x, y, out: x / out, lambda x, y, out: y / out))

@@ -68,6 +68,8 @@ for _name, kw in BINARY.items():
                                                               "maximum", "minimum") else
          ("float32", "float64"))
 
+spec("heaviside", fnp.heaviside, np.heaviside, broadcast_pair_args(-2, 2), diff_argnums=(),
+     dtypes=("float32", "float64"))
 spec("floor_divide", fnp.floor_divide, np.floor_divide,
      broadcast_pair_args(avoid_zero_second=True), diff_argnums=(),
      dtypes=("float64", "int64"))
