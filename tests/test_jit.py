@@ -280,6 +280,21 @@ def test_generated_source_calls_the_backend():
     assert str(lowered) == str(lowered.graph) and "sin" in lowered.as_text()
 
 
+def test_generated_code_frees_each_value_after_its_last_use():
+    def f(x):
+        a = fnp.sin(x)
+        b = fnp.cos(a)      # a dies here
+        c = fnp.exp(b) * x  # b dies here; x is used here for the last time
+        return c, a * 0 + c
+
+    jitted = fl.jit(f)
+    x = fnp.asarray(np.linspace(0.0, 1.0, 5))
+    source = jitted.lower(x).source
+    assert "del " in source
+    for got, want in zip(jitted(x), f(x)):
+        np.testing.assert_allclose(got, want)
+
+
 def test_a_thousand_ops_trace_compile_and_run():
     def many(x):
         for i in range(250):

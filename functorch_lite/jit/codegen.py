@@ -116,8 +116,9 @@ class Emitter:
     # --- whole functions -------------------------------------------------------------
     def compile(self, graph, name):
         params = [self.define(v) for v in graph.invars]
-        self.emit_body(graph)
+        self.emit_body(graph, track_liveness=True)
         outs = [self.name(v) for v in graph.outvars]
+        self._free_dead_values(set(outs))
         self.emit(f"return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
         fname = "".join(c if c.isalnum() else "_" for c in name)
         if not fname.isidentifier() or keyword.iskeyword(fname):
@@ -131,15 +132,49 @@ class Emitter:
         fn.source = source
         return fn
 
-    def emit_body(self, graph, indent=1):
-        """Emit ``graph``'s equations; its inputs must already have names."""
+    def emit_body(self, graph, indent=1, track_liveness=False):
+        """Emit ``graph``'s equations; its inputs must already have names.
+
+        ``track_liveness``: remember, per equation, the lines it emitted and the local names
+        it read, so that :meth:`_free_dead_values` can drop each value after its last use.
+        """
         for v, value in zip(graph.constvars, graph.consts):
             buf = value._buf
             if self.xp is not np and type(buf) is np.ndarray:
                 buf = self.xp.asarray(buf)
             self.bind_name(v, self.global_(buf, "c"))
+        self._blocks = []
         for eqn in graph.eqns:
+            start = len(self.lines)
+            reads = {self.name(v) for v in eqn.inputs if type(v) is not Literal}
             self.emit_eqn(eqn, indent)
+            if track_liveness:
+                self._blocks.append((start, len(self.lines), reads))
+
+    def _free_dead_values(self, keep):
+        """Insert ``del`` after each local value's last use.
+
+        Without it every intermediate stays alive until the function returns: a training
+        step then holds all its temporaries at once, so each new array takes fresh memory
+        (page faults, cold cache) instead of a block NumPy just freed; measured ~1.4x slower
+        than eager on an MLP step.
+        """
+        last = {}
+        for i, (_, _, reads) in enumerate(self._blocks):
+            for name in reads:
+                if name.startswith("v") and name not in keep:
+                    last[name] = i
+        dead_after = {}
+        for name, i in last.items():
+            dead_after.setdefault(i, []).append(name)
+        lines = self.lines[:self._blocks[0][0]] if self._blocks else list(self.lines)
+        for i, (start, stop, _) in enumerate(self._blocks):
+            lines.extend(self.lines[start:stop])
+            if i in dead_after and stop > start:  # equations of a function body: indent 1
+                lines.append(f"    del {', '.join(sorted(dead_after[i]))}")
+        if self._blocks:
+            lines.extend(self.lines[self._blocks[-1][1]:])
+        self.lines = lines
 
     def emit_eqn(self, eqn, indent=1):
         prim = eqn.prim
