@@ -196,26 +196,42 @@ class VJPTrace(Trace):
         primal = tracer.primal
         return primal._concrete() if isinstance(primal, Tracer) else primal
 
-    def backward(self, seeds):
-        """Cotangents of every slot, given ``seeds``: a dict slot -> cotangent."""
+    def backward(self, seeds, consume=False):
+        """Cotangents of every slot, given ``seeds``: a dict slot -> cotangent.
+
+        Each entry's output cotangent is dropped once used, so memory is reused while the
+        pass runs. ``consume``: also drop each tape entry (its residuals) once processed,
+        for a pass that runs only once (``grad``); ``vjp_fn`` may be called many times.
+        """
         cts = [None] * self.num_slots
         for slot, ct in seeds.items():
             cts[slot] = ct if cts[slot] is None else cts[slot] + ct
-        for prim, params, residuals, in_slots, needs, out_slots in reversed(self.tape):
+        tape = self.tape
+        if consume:
+            self.tape = []
+        for i in range(len(tape) - 1, -1, -1):
+            prim, params, residuals, in_slots, needs, out_slots = tape[i]
+            if consume:
+                tape[i] = None
             if type(out_slots) is tuple:
                 ct = tuple(cts[s] if s >= 0 else None for s in out_slots)
+                for s in out_slots:
+                    if s >= 0:
+                        cts[s] = None
                 if all(c is None for c in ct):
                     continue
             else:
                 ct = cts[out_slots]
                 if ct is None:
                     continue
+                cts[out_slots] = None
             custom_bwd = prim.vjp_bwd
             if custom_bwd is not None:
                 in_cts = custom_bwd(ct, residuals, needs, **params)
             else:
                 out, primals = residuals
                 in_cts = prim.vjp(ct, out, primals, needs, **params)
+            del ct, residuals
             for s, c in zip(in_slots, in_cts):
                 if s >= 0 and c is not None:
                     cts[s] = c if cts[s] is None else cts[s] + c
@@ -306,12 +322,12 @@ def _vjp(f, primals, has_aux, transform_name, float_check=None):
             out_primals.append(_unwrap_primal(o, trace))
             out_slots.append(-1)
 
-    def pull_flat(ct_flat):
+    def pull_flat(ct_flat, consume=False):
         seeds = {}
         for slot, ct in zip(out_slots, ct_flat):
             if slot >= 0:
                 seeds[slot] = seeds[slot] + ct if slot in seeds else ct
-        cts = trace.backward(seeds) if seeds else [None] * trace.num_slots
+        cts = trace.backward(seeds, consume) if seeds else [None] * trace.num_slots
         grads = [_zeros_like_value(x) if cts[t.slot] is None else cts[t.slot]
                  for t, x in zip(tracers, flat)]
         return tree_util.unflatten(in_tree, grads)
@@ -427,7 +443,7 @@ def value_and_grad(f, argnums=0, has_aux=False):
                 f"dtype {aval.dtype}. Cast the output with .astype(fnp.float32).")
         from functorch_lite import numpy as fnp
 
-        grads = pull_flat([fnp.ones((), aval.dtype)])
+        grads = pull_flat([fnp.ones((), aval.dtype)], consume=True)
         g = grads[0] if single else grads
         return ((out, aux), g) if has_aux else (out, g)
 
