@@ -508,17 +508,7 @@ class ArrayMethods:
             raise TypeError("iteration over a 0-d array")
         return (self[i] for i in range(shape[0]))
 
-    # ndarray-like attributes and methods
-    @property
-    def ndim(self): return len(self.shape)
-
-    @property
-    def size(self):
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
-
+    # ndarray-like attributes and methods (shape/dtype/ndim/size: Array and Tracer)
     @property
     def T(self): return fnp.transpose(self)
 
