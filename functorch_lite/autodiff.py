@@ -295,12 +295,14 @@ def _vjp(f, primals, has_aux, transform_name, float_check=None):
         for i, x in enumerate(flat):
             if x.dtype.kind not in "fc":
                 _raise_non_float(float_check, primals, i, x.dtype)
-    trace = VJPTrace(ctx.trace, transform_name)
+    previous = ctx.trace
+    trace = VJPTrace(previous, transform_name)
     tracers = [trace.new_tracer(x) for x in flat]
+    ctx.trace = trace
     try:
-        with trace_scope(trace):
-            result = f(*tree_util.unflatten(in_tree, tracers))
+        result = f(*tree_util.unflatten(in_tree, tracers))
     finally:
+        ctx.trace = previous
         trace.invalidate()
     if has_aux:
         if not (isinstance(result, (tuple, list)) and len(result) == 2):
