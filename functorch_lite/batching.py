@@ -14,7 +14,15 @@ import functools
 from functorch_lite import tree as tree_util
 from functorch_lite._traceback import api_boundary
 from functorch_lite.core import (
-    ConcretizationError, ShapedArray, Trace, Tracer, aval_of, bind, ctx, trace_scope)
+    ConcretizationError,
+    ShapedArray,
+    Trace,
+    Tracer,
+    aval_of,
+    bind,
+    ctx,
+    trace_scope,
+)
 
 __all__ = ["vmap"]
 
