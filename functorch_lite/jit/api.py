@@ -34,6 +34,7 @@ from functorch_lite.core import (
     xp_of,
 )
 from functorch_lite.jit.codegen import compile_graph
+from functorch_lite.jit.fusion import fuse
 from functorch_lite.jit.passes import optimize
 from functorch_lite.jit.staging import StagingTrace, eval_graph, trace_to_graph
 
@@ -292,7 +293,8 @@ class Jitted:
         avals = [_PY_SCALAR_AVALS[s] if type(s) is type else ShapedArray(s[0], s[1])
                  for s in sig]
         graph, captured, out_tree = self._trace(treedef, avals, static_key)
-        return _Entry(compile_graph(graph, xp_of(bufs), self._name), graph, out_tree, key)
+        fn = compile_graph(graph, xp_of(bufs), self._name)
+        return _Entry(fn, fn.graph, out_tree, key)
 
     def _call_inside_trace(self, args, kwargs, instance):
         if state.disabled or isinstance(ctx.trace, StagingTrace):
@@ -461,7 +463,11 @@ class Jitted:
             return out
 
         graph, _, _ = trace_to_graph(flat_fun, avals, name=self._name)
-        return optimize(graph) if optimized else graph
+        if not optimized:
+            return graph
+        graph = optimize(graph)
+        bufs = [x._buf if type(x) is Array else x for x in leaves if not isinstance(x, Tracer)]
+        return fuse(graph) if xp_of(bufs) is np else graph
 
 
 def _static_change(jitted, old, new):

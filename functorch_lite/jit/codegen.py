@@ -4,7 +4,8 @@ Each equation becomes one assignment. An elementwise primitive with no params ca
 backend ufunc by name (``v3 = xp.sin(v1)``); any other primitive calls its own ``impl``
 with the params bound in advance (``v4 = _f4(v3)`` where ``_f4 = partial(impl, xp,
 axes=(0,))``); a primitive may instead write its own code through an ``emit_code`` hook
-(control flow writes ``if``/``while``/``for`` around compiled sub-graphs). Function-valued
+(control flow writes ``if``/``while``/``for`` around compiled sub-graphs; a fused
+elementwise cluster writes its chunk loop, see ``fusion``). Function-valued
 primitives (``custom_vjp_call`` ...) are inlined from their traced body. The source is
 compiled once per graph and backend; its text is registered with ``linecache`` so an
 error raised inside it shows the generated line.
@@ -26,6 +27,7 @@ import math
 
 import numpy as np
 
+from functorch_lite.jit.fusion import fuse
 from functorch_lite.jit.graph import Literal
 
 __all__ = ["compile_graph", "run_graph", "Emitter"]
@@ -115,6 +117,8 @@ class Emitter:
 
     # --- whole functions -------------------------------------------------------------
     def compile(self, graph, name):
+        if self.xp is np:
+            graph = fuse(graph)
         params = [self.define(v) for v in graph.invars]
         self.emit_body(graph, track_liveness=True)
         outs = [self.name(v) for v in graph.outvars]
@@ -130,6 +134,7 @@ class Emitter:
         exec(compile(source, filename, "exec"), namespace)
         fn = namespace[fname]
         fn.source = source
+        fn.graph = graph  # after fusion: what ``lower`` shows
         return fn
 
     def emit_body(self, graph, indent=1, track_liveness=False):
@@ -179,12 +184,12 @@ class Emitter:
     def emit_eqn(self, eqn, indent=1):
         prim = eqn.prim
         ins = [self.name(v) for v in eqn.inputs]
-        if eqn.subgraph is not None:
-            return self._inline(eqn, ins, indent)
         hook = getattr(prim, "emit_code", None)
         if hook is not None:
             outs = [self.define(v) for v in eqn.outputs]
             return hook(self, eqn, ins, outs, indent)
+        if eqn.subgraph is not None:
+            return self._inline(eqn, ins, indent)
         call = self._call(prim, eqn.params, ins)
         outs = [self.define(v) for v in eqn.outputs]
         if not prim.multiple_results:
