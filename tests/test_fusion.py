@@ -1,0 +1,258 @@
+"""Elementwise fusion in the jit (functorch_lite/jit/fusion.py).
+
+Fused programs must compute what the unfused program and eager mode compute. Arrays are
+(256, 257): just above fusion's size threshold, with 127 rows per chunk, so each loop runs
+two full chunks and a short last one.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import functorch_lite as fl
+import functorch_lite.numpy as fnp
+from functorch_lite.jit import fusion
+from functorch_lite.jit.graph import typecheck
+from functorch_lite.jit.staging import eval_graph
+
+SHAPE = (256, 257)
+assert SHAPE[0] * SHAPE[1] >= fusion.MIN_SIZE
+
+
+def _rand(shape, dtype=np.float32, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def _gelu(x):
+    return 0.5 * x * (1 + fnp.tanh(0.7978845608 * (x + 0.044715 * x * x * x)))
+
+
+def _fused_nodes(graph):
+    return [e for e in graph.eqns if e.prim.name == "fused_elementwise"]
+
+
+def _without_fusion(fun, *args):
+    """``fun(*args)`` jitted with fusion turned off."""
+    old, fusion.ENABLED = fusion.ENABLED, False
+    try:
+        return fl.jit(fun)(*args)
+    finally:
+        fusion.ENABLED = old
+
+
+def _assert_close(got, want, dtype):
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    for g, w in zip(fl.tree.leaves(got), fl.tree.leaves(want)):
+        assert np.asarray(g).dtype == np.asarray(w).dtype
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=rtol, atol=rtol,
+                                   equal_nan=True)
+
+
+# --------------------------------------------------------------------------------------
+# Random chains
+# --------------------------------------------------------------------------------------
+_UNARY = [fnp.tanh, fnp.sin, fnp.negative, fnp.abs, lambda x: fnp.exp(-x * x)]
+_BINARY = [fnp.add, fnp.subtract, fnp.multiply, fnp.maximum,
+           lambda x, y: fnp.where(x > y, x, y * 0.5)]
+# Operands broadcast against SHAPE: full, a row, a column, leading-1, 0-d, Python scalar.
+_SIDE_SHAPES = [SHAPE, (SHAPE[1],), (SHAPE[0], 1), (1, SHAPE[1]), ()]
+
+
+@st.composite
+def _chains(draw):
+    """A program: a list of (op kind, op index, operand indices) over a growing pool whose
+    first entries are the inputs; ``-1`` as an operand is the literal 1.5. The first
+    operand is always a full-shape value (input 0 or an earlier result), so every result
+    has SHAPE."""
+    steps = []
+    n_values = len(_SIDE_SHAPES)
+
+    def full_value():
+        i = draw(st.integers(len(_SIDE_SHAPES) - 1, n_values - 1))
+        return 0 if i == len(_SIDE_SHAPES) - 1 else i
+
+    for _ in range(draw(st.integers(3, 10))):
+        if draw(st.booleans()):
+            steps.append(("u", draw(st.integers(0, len(_UNARY) - 1)), (full_value(),)))
+        else:
+            a, b = full_value(), draw(st.integers(-1, n_values - 1))
+            steps.append(("b", draw(st.integers(0, len(_BINARY) - 1)), (a, b)))
+        n_values += 1
+    outputs = draw(st.lists(st.integers(len(_SIDE_SHAPES), n_values - 1), min_size=1,
+                            max_size=3, unique=True))
+    return steps, outputs
+
+
+def _program(steps, outputs):
+    def f(*inputs):
+        pool = [inputs[0] + 0.0 * inputs[1]] + list(inputs[1:])  # pool[0] has SHAPE
+        for kind, op, operands in steps:
+            args = [1.5 if i == -1 else pool[i] for i in operands]
+            pool.append(_UNARY[op](*args) if kind == "u" else _BINARY[op](*args))
+        # Reductions after the chain: the values they read become cluster outputs.
+        return [pool[i] for i in outputs] + [fnp.sum(pool[-1], axis=-1)]
+    return f
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(_chains(), st.sampled_from([np.float32, np.float64]))
+def test_random_chains_match_unfused_and_eager(chain, dtype):
+    f = _program(*chain)
+    args = [_rand(s, dtype, seed=i) for i, s in enumerate(_SIDE_SHAPES)]
+    got = fl.jit(f)(*args)
+    _assert_close(got, _without_fusion(f, *args), dtype)
+    _assert_close(got, f(*[fnp.asarray(a) for a in args]), dtype)
+
+
+# --------------------------------------------------------------------------------------
+# What gets fused
+# --------------------------------------------------------------------------------------
+def test_a_chain_is_one_node_in_make_graph():
+    x = _rand(SHAPE)
+    graph = fl.make_graph(_gelu)(x)
+    typecheck(graph)
+    assert "fused_elementwise[n=9] a" in str(graph)
+    assert len(graph.eqns) == 1
+    np.testing.assert_array_equal(fl.jit(_gelu)(x), _without_fusion(_gelu, x))
+
+
+def test_lower_shows_the_fused_graph_and_the_chunk_loop():
+    lowered = fl.jit(_gelu).lower(_rand(SHAPE))
+    assert "fused_elementwise" in str(lowered)
+    assert "for " in lowered.source and "out=" in lowered.source
+    assert "_aligned_empty" in lowered.source
+
+
+def test_small_arrays_and_short_chains_are_not_fused():
+    small = _rand((100, 100))
+    assert not _fused_nodes(fl.make_graph(_gelu)(small))
+    assert "for " not in fl.jit(_gelu).lower(small).source
+    two_ops = fl.make_graph(lambda x: fnp.tanh(x) * 2)(_rand(SHAPE))
+    assert not _fused_nodes(two_ops)
+
+
+def test_disabled_fusion_leaves_the_graph_alone(monkeypatch):
+    monkeypatch.setattr(fusion, "ENABLED", False)
+    assert not _fused_nodes(fl.make_graph(_gelu)(_rand(SHAPE)))
+    assert "for " not in fl.jit(_gelu).lower(_rand(SHAPE)).source
+
+
+def test_aligned_buffers():
+    for shape in [(3, 5), (127, 257)]:
+        for dtype in [np.float32, np.float64, np.bool_]:
+            buf = fusion.aligned_empty(shape, dtype)
+            assert buf.shape == shape and buf.dtype == dtype and buf.flags.c_contiguous
+            assert buf.ctypes.data % 64 == 0
+
+
+# --------------------------------------------------------------------------------------
+# Outputs, intermediates, broadcasting, dtypes
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_multiple_outputs_and_intermediates_used_outside(dtype):
+    def f(x, y):
+        a = fnp.tanh(x) * y
+        b = fnp.exp(-a * a)
+        c = b + a * 3.0
+        return c, b, fnp.sum(a, axis=0)   # a is read by a reduction: a cluster output
+
+    x, y = _rand(SHAPE, dtype), _rand(SHAPE, dtype, seed=1)
+    graph = fl.make_graph(f)(x, y)
+    (node,) = _fused_nodes(graph)
+    assert len(node.outputs) == 3
+    got = fl.jit(f)(x, y)
+    _assert_close(got, _without_fusion(f, x, y), dtype)
+    _assert_close(got, f(fnp.asarray(x), fnp.asarray(y)), dtype)
+
+
+def test_a_path_through_a_reduction_splits_the_cluster():
+    # layernorm: the mean depends on x - ..., and the normalized value on the mean, so
+    # x's ops and the ops after the reduction cannot be one cluster (that is a cycle).
+    def f(x):
+        e = fnp.exp(fnp.tanh(x) * 0.5) + x
+        m = fnp.mean(e, axis=-1, keepdims=True)
+        d = e - m
+        return fnp.tanh(d * d + e)
+
+    x = _rand(SHAPE)
+    graph = fl.make_graph(f)(x)
+    typecheck(graph)
+    assert len(_fused_nodes(graph)) == 2
+    _assert_close(fl.jit(f)(x), f(fnp.asarray(x)), np.float32)
+
+
+def test_broadcast_operands_constants_and_noncontiguous_inputs():
+    row, col = _rand((SHAPE[1],), seed=1), _rand((SHAPE[0], 1), seed=2)
+    lead1, zero_d = _rand((1, SHAPE[1]), seed=3), np.asarray(0.25, np.float32)
+    const = _rand(SHAPE, seed=4)
+
+    def f(x, row, col, lead1, zero_d):
+        return fnp.tanh(x * row + col) * lead1 - zero_d + const * x
+
+    x = np.ascontiguousarray(_rand((SHAPE[1], SHAPE[0]))).T   # a transposed view
+    args = (x, row, col, lead1, zero_d)
+    assert _fused_nodes(fl.make_graph(f)(*args))
+    _assert_close(fl.jit(f)(*args), _without_fusion(f, *args), np.float32)
+    _assert_close(fl.jit(f)(*args), f(*[fnp.asarray(a) for a in args]), np.float32)
+
+
+def test_where_comparisons_and_casts():
+    def f(x):
+        mask = x > 0.1
+        y = fnp.where(mask, fnp.exp(x), x * 0.5)
+        wide = fnp.astype(y, np.float64) * 2.0
+        return fnp.astype(wide, np.float32) + fnp.astype(mask, np.float32)
+
+    x = _rand(SHAPE)
+    assert _fused_nodes(fl.make_graph(f)(x))
+    _assert_close(fl.jit(f)(x), f(fnp.asarray(x)), np.float32)
+
+
+# --------------------------------------------------------------------------------------
+# Transforms
+# --------------------------------------------------------------------------------------
+def _layer(x):
+    m = fnp.mean(x, axis=-1, keepdims=True)
+    c = x - m
+    return _gelu(c / fnp.sqrt(fnp.mean(c * c, axis=-1, keepdims=True) + 1e-5))
+
+
+def _loss(x):
+    return fnp.sum(_layer(x))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_grad_of_jit_and_jit_of_grad(dtype):
+    x = _rand(SHAPE, dtype)
+    want = fl.grad(_loss)(x)
+    assert _fused_nodes(fl.make_graph(fl.grad(_loss))(x))
+    _assert_close(fl.jit(fl.grad(_loss))(x), _without_fusion(fl.grad(_loss), x), dtype)
+    _assert_close(fl.jit(fl.grad(_loss))(x), want, dtype)
+    _assert_close(fl.grad(fl.jit(_loss))(x), want, dtype)
+
+
+def test_vmap_of_jit_and_jit_of_vmap():
+    xs = _rand((2,) + SHAPE)
+    want = np.stack([np.asarray(_gelu(fnp.asarray(x))) for x in xs])
+    _assert_close(fl.vmap(fl.jit(_gelu))(xs), want, np.float32)
+    assert _fused_nodes(fl.make_graph(fl.vmap(_gelu))(xs))
+    _assert_close(fl.jit(fl.vmap(_gelu))(xs), want, np.float32)
+
+
+def test_a_fused_graph_runs_in_the_interpreter_eagerly_and_under_grad():
+    x = _rand(SHAPE, np.float64)
+    graph = fl.make_graph(_gelu)(x)
+    assert _fused_nodes(graph)
+    (out,) = eval_graph(graph, [fnp.asarray(x)])
+    _assert_close(out, _gelu(fnp.asarray(x)), np.float64)
+    got = fl.grad(lambda x: fnp.sum(eval_graph(graph, [x])[0]))(x)
+    _assert_close(got, fl.grad(lambda x: fnp.sum(_gelu(x)))(x), np.float64)
+
+
+def test_fusion_inside_a_scan_body():
+    def f(x):
+        return fl.scan(lambda c, _: (_gelu(c) + c, None), x, None, length=3)[0]
+
+    x = _rand(SHAPE)
+    _assert_close(fl.jit(f)(x), _without_fusion(f, x), np.float32)
