@@ -182,6 +182,24 @@ def test_a_path_through_a_reduction_splits_the_cluster():
     _assert_close(fl.jit(f)(x), f(fnp.asarray(x)), np.float32)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_row_sum_ends_its_cluster_and_a_column_sum_does_not_join(dtype):
+    def f(x):
+        c = fnp.tanh(x) - 0.5
+        return fnp.sum(c * c, axis=-1), fnp.sum(c * x, axis=0)
+
+    x = _rand(SHAPE, dtype)
+    graph = fl.make_graph(f)(x)
+    (node,) = _fused_nodes(graph)
+    names = [e.prim.name for e in node.subgraph.eqns]
+    assert names.count("reduce_sum") == 1 and node.params["n"] == 5
+    # Out: the row sums and c * x (for the column sum); c and c * c stay in the loop.
+    assert sorted(v.aval.shape for v in node.outputs) == [(SHAPE[0],), SHAPE]
+    got = fl.jit(f)(x)
+    _assert_close(got, _without_fusion(f, x), dtype)
+    _assert_close(got, f(fnp.asarray(x)), dtype)
+
+
 def test_broadcast_operands_constants_and_noncontiguous_inputs():
     row, col = _rand((SHAPE[1],), seed=1), _rand((SHAPE[0], 1), seed=2)
     lead1, zero_d = _rand((1, SHAPE[1]), seed=3), np.asarray(0.25, np.float32)

@@ -25,6 +25,8 @@ What is fused:
   through a path that leaves the cluster and comes back (that would be a cycle);
 * inputs of any shape that broadcasts to ``S``: one whose leading axis is ``S[0]`` is sliced
   per chunk, any other (scalars, literals, leading dim 1 or lower rank) is passed whole;
+* a float ``reduce_sum`` over trailing axes of a cluster value ends the cluster: each chunk
+  sums its own rows into the result (layernorm's ``sum(c * c)`` never writes ``c * c``);
 * values used after the cluster are its outputs, written into full result arrays.
 
 Set ``FL_JIT_FUSION=0`` (or ``fusion.ENABLED = False`` before compiling) to turn it off.
@@ -82,9 +84,11 @@ fused_elementwise_p = _FusedElementwise()
 # Which equations can be fused
 # --------------------------------------------------------------------------------------
 def _op_kind(eqn):
-    """``"ufunc"``, ``"where"`` or ``"convert"`` for an equation the loop can run, else
-    None."""
+    """``"ufunc"``, ``"where"``, ``"convert"`` or ``"reduce"`` for an equation the loop can
+    run, else None."""
     prim = eqn.prim
+    if prim.name == "reduce_sum":
+        return "reduce" if _is_row_reduction(eqn) else None
     if not getattr(prim, "elementwise", False) or eqn.subgraph is not None \
             or len(eqn.outputs) != 1 or is_effectful(eqn):
         return None
@@ -98,9 +102,18 @@ def _op_kind(eqn):
     return "ufunc"
 
 
+def _is_row_reduction(eqn):
+    """A float sum over trailing axes: each chunk of rows reduces on its own, into the
+    same rows of the result (NumPy sums each row the same way, whatever the row count)."""
+    (x,), out = eqn.inputs, eqn.outputs[0].aval
+    axes = eqn.params["axes"]
+    return (type(x) is Var and x.aval.dtype.kind == "f" and out.dtype == x.aval.dtype
+            and bool(axes) and 0 not in axes)
+
+
 def _fusable_shape(eqn):
-    """The output shape if ``eqn`` may join a cluster, else None."""
-    if _op_kind(eqn) is None:
+    """The output shape if ``eqn`` may join a cluster as an elementwise op, else None."""
+    if _op_kind(eqn) not in ("ufunc", "where", "convert"):
         return None
     aval = eqn.outputs[0].aval
     shape = aval.shape
@@ -168,6 +181,15 @@ def _group(graph):
     for i, eqn in enumerate(graph.eqns):
         inputs = [v for v in eqn.inputs if type(v) is Var]
         through = frozenset().union(*(reach.get(v, frozenset()) for v in inputs))
+        if _op_kind(eqn) == "reduce" and inputs[0] in cluster_of:
+            root = clusters.find(cluster_of[inputs[0]])
+            if root not in {clusters.find(c) for c in through} \
+                    and shape_of[root] == inputs[0].aval.shape:
+                # A reduction ends its cluster: its result is complete only after the
+                # loop, so whatever reads it is outside (reach includes the cluster).
+                root = clusters.union([root], i)
+                reach[eqn.outputs[0]] = through | {root}
+                continue
         shape = _fusable_shape(eqn)
         if shape is None:
             outside = through | {cluster_of[v] for v in inputs if v in cluster_of}
@@ -305,7 +327,8 @@ def _emit_loop(emitter, eqn, ins, outs, indent):
             names[v] = full
     results = {}
     for v, name in zip(sub.outvars, outs):
-        emit(f"{name} = xp.empty({shape!r}, {_dtype_global(emitter, v.aval.dtype)})", indent)
+        emit(f"{name} = xp.empty({v.aval.shape!r}, {_dtype_global(emitter, v.aval.dtype)})",
+             indent)
         names[v] = emitter.fresh("_o")
         results[names[v]] = name
 
@@ -348,6 +371,8 @@ def _emit_loop(emitter, eqn, ins, outs, indent):
             names[out] = target
         if kind == "ufunc":
             body.append(f"xp.{e.prim.emit}({', '.join(args)}, out={target})")
+        elif kind == "reduce":
+            body.append(f"{args[0]}.sum(axis={e.params['axes']!r}, out={target})")
         elif kind == "where":
             cond, x, y = args
             body.append(f"_copyto({target}, {y}, casting='unsafe')")

@@ -65,12 +65,15 @@ def _with_inputs(eqn, inputs, subgraph=None):
 # --------------------------------------------------------------------------------------
 class _Constants:
     """Which constant variables hold a small array filled with one value (for ``x * 1``
-    where the 1 was folded into an array of ones)."""
+    where the 1 was folded into an array of ones), also seen through a ``broadcast_to``
+    (the ones that seed the gradient of a ``sum``)."""
 
     def __init__(self, graph):
         self.values = dict(zip(graph.constvars, graph.consts))
+        self.broadcast_of = {}  # output of a broadcast_to -> its operand
 
     def equals(self, v, value):
+        v = self.broadcast_of.get(v, v)
         if type(v) is Literal:
             return type(v.value) is not bool and v.value == value
         const = self.values.get(v)
@@ -135,6 +138,8 @@ def simplify(graph: Graph) -> Graph:
         new = _with_inputs(eqn, ins, sub)
         for v in new.outputs:
             producer[v] = new
+        if new.prim.name == "broadcast_to":
+            consts.broadcast_of[new.outputs[0]] = ins[0]
         rw.eqns.append(new)
     return rw.finish()
 
