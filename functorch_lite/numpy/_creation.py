@@ -5,21 +5,57 @@ from __future__ import annotations
 import numpy as np
 
 from functorch_lite.config import settings
-from functorch_lite.core import Array, Tracer, asarray_default, aval_of, to_buffer
+from functorch_lite.core import (Array, Tracer, asarray_default, aval_of, to_buffer,
+                                 xp_of_buffer)
 
 
 def _placed(buf, like=None):
-    """``buf`` as an Array on the device of ``like`` (a concrete Array), else on the default
-    device (``fl.config.set_default_device``); the CPU unless one of them says otherwise."""
+    """``buf`` as an Array on the device of ``like`` (an Array, or a tracer of autodiff or
+    vmap, which holds one), else on the default device (``fl.config.set_default_device``);
+    the CPU unless one of them says otherwise. Under jit a tracer holds no value: its
+    constants go to the default device, where a GPU user's inputs live too."""
+    if isinstance(like, Tracer):
+        like = _traced_value(like)
     if type(like) is Array and type(like._buf) is not np.ndarray:
-        from functorch_lite.devices import device_put
-
-        return device_put(Array(buf), like.device)
+        return _beside(buf, like._buf)
     if settings.default_device is not None:
         from functorch_lite.devices import place_on_default_device
 
         return place_on_default_device(Array(buf))
     return Array(buf)
+
+
+def _traced_value(tracer):
+    """The concrete value under ``tracer`` (through nested transforms), or None under jit.
+
+    Autodiff tracers hold their ``primal``, vmap's their batched ``val``; a jit tracer
+    holds only a variable.
+    """
+    while isinstance(tracer, Tracer):
+        tracer = getattr(tracer, "primal", getattr(tracer, "val", None))
+    return tracer
+
+
+def _arange_like(like, n, dtype=None):
+    """``arange(n)`` (int64 unless ``dtype``) on the device of ``like``: index arrays that
+    composites and derivative rules build for an operand."""
+    return _placed(np.arange(n, dtype=dtype), like)
+
+
+def _eye_like(like, n, dtype=None):
+    """The ``n x n`` identity (``like``'s dtype unless ``dtype``) on the device of ``like``."""
+    return _placed(np.eye(n, dtype=aval_of(like).dtype if dtype is None else dtype), like)
+
+
+def _beside(buf, other):
+    """The NumPy array ``buf`` as an Array on the device (and backend) of ``other``, a
+    buffer that is not a NumPy array."""
+    if type(other).__module__.startswith("cupy"):
+        from functorch_lite.devices import device_put
+
+        return device_put(Array(buf), f"cuda:{other.device.id}")
+    # Another backend (the tests' strict NumPy): its namespace makes its own arrays.
+    return Array(xp_of_buffer(other).asarray(buf))
 
 
 def _dtype(dtype, default=None):

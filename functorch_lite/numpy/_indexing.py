@@ -22,7 +22,7 @@ from functorch_lite.core import (
     to_buffer,
     xp_of_buffer,
 )
-from functorch_lite.numpy._creation import asarray, zeros
+from functorch_lite.numpy._creation import _placed, asarray, zeros_like
 from functorch_lite.numpy._elementwise import astype, clip, maximum, minimum, where
 from functorch_lite.numpy._reductions import normalize_axes, sum
 from functorch_lite.numpy._shape import (
@@ -76,13 +76,15 @@ def _entry_dims(shape, entries):
     return dims
 
 
-def _parse_index(x_shape, key):
-    """``(entries, arrays)``: ``key`` as static entries plus integer-array operands.
+def _parse_index(x, key):
+    """``(entries, arrays)``: ``key`` (indexing ``x``) as static entries plus integer-array
+    operands.
 
     Python and NumPy integers and 0-d concrete integer arrays become static ints; lists
-    become arrays; a boolean mask becomes its ``nonzero`` integer arrays (it must be
-    concrete: its values decide the result's shape).
+    and NumPy arrays become arrays on the device of ``x``; a boolean mask becomes its
+    ``nonzero`` integer arrays (it must be concrete: its values decide the result's shape).
     """
+    x_shape = shape(x)
     if type(key) is not tuple:
         key = (key,)
     entries, arrays, masks = [], [], []
@@ -100,9 +102,9 @@ def _parse_index(x_shape, key):
             continue
         if isinstance(k, (list, tuple)):
             k = np.asarray(k)
-            k = Array(k if k.size else k.astype(np.intp))
+            k = _placed(k if k.size else k.astype(np.intp), like=x)
         elif type(k) is np.ndarray:
-            k = Array(k)  # bind's fast path takes Arrays
+            k = _placed(k, like=x)  # bind's fast path takes Arrays
         aval = aval_of(k)
         kind = aval.dtype.kind
         if kind == "b":
@@ -201,7 +203,7 @@ def getitem(a, key):
 
 def _advanced_getitem(a, key):
     try:
-        entries, arrays = _parse_index(shape(a), key)
+        entries, arrays = _parse_index(a, key)
         if not arrays:
             return bind(ix.slice_p, a, index=StaticIndex(entries))
         return bind(ix.gather_p, a, *arrays, index=StaticIndex(entries))
@@ -326,7 +328,7 @@ _SCATTER = {"set": ix.scatter_p, "add": ix.scatter_add_p, "multiply": ix.scatter
 def _update(method, x, key, values, unique_indices=False):
     x_aval = aval_of(x)
     try:
-        entries, arrays = _parse_index(x_aval.shape, key)
+        entries, arrays = _parse_index(x, key)
         target, _, _ = ix.index_layout(x_aval.shape, entries, [shape(a) for a in arrays])
         values = _as_update(method, key, values, x_aval, target)
         index = StaticIndex(entries)
@@ -670,7 +672,7 @@ def diag(v, k=0):
         raise ValueError(f"fnp.diag: input must be 1-D or 2-D, got shape {aval.shape}")
     n, k = aval.shape[0], int(k)
     size = n + abs(k)
-    flat = zeros(size * size, aval.dtype)
+    flat = zeros_like(v, aval.dtype, size * size)
     if n:
         flat = flat.at[_diagonal_slice(size, size, k)[0]].set(v)
     return reshape(flat, (size, size))
@@ -691,7 +693,7 @@ def _triangle(name, m, mask):
     aval = aval_of(m)
     if aval.ndim < 1:
         raise ValueError(f"fnp.{name}: needs an array with at least 1 dimension")
-    return where(mask, m, zeros((), aval.dtype))
+    return where(_placed(mask, like=m), m, zeros_like(m, aval.dtype, ()))
 
 
 def tril(m, k=0):

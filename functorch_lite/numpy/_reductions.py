@@ -15,7 +15,7 @@ import numpy as np
 
 from functorch_lite.config import settings
 from functorch_lite.core import Array, Tracer, aval_of, bind, ctx
-from functorch_lite.numpy._creation import full
+from functorch_lite.numpy._creation import _placed, full_like
 from functorch_lite.numpy._elementwise import (
     astype,
     exp,
@@ -142,7 +142,7 @@ def _with_initial(name, prim, combine, a, axis, keepdims, initial):
     if _reduced_size(aval.shape, axes) == 0:
         shape = red._kept_shape(aval.shape, axes) if keepdims else tuple(
             d for i, d in enumerate(aval.shape) if i not in axes)
-        return full(shape, initial, aval.dtype)
+        return full_like(a, initial, aval.dtype, shape)
     return combine(_reduce(name, prim, a, axis, keepdims), initial)
 
 
@@ -357,8 +357,9 @@ def logsumexp(a, axis=None, b=None, keepdims=False):
         a = astype(a, _float_dtype_for(aval.dtype))
     axes = normalize_axes("logsumexp", axis, aval.ndim)
     if _reduced_size(aval.shape, axes) == 0:
-        return full(red._kept_shape(aval.shape, axes) if keepdims else tuple(
-            d for i, d in enumerate(aval.shape) if i not in axes), -np.inf, aval_of(a).dtype)
+        return full_like(a, -np.inf, aval_of(a).dtype, red._kept_shape(aval.shape, axes)
+                         if keepdims else tuple(
+                             d for i, d in enumerate(aval.shape) if i not in axes))
     shift = stop_gradient(max(a, axes, keepdims=True))
     # An all -inf (or +inf) group has an infinite maximum: shift it by 0 instead, which
     # gives the right answer (-inf, +inf) rather than nan from inf - inf.
@@ -391,7 +392,7 @@ def average(a, axis=None, weights=None, returned=False, *, keepdims=False):
         if not returned:
             return out
         count = _reduced_size(aval.shape, normalize_axes("average", axis, aval.ndim))
-        return out, full(aval_of(out).shape, count, aval_of(out).dtype)
+        return out, full_like(out, count, aval_of(out).dtype)
     w_shape = aval_of(weights).shape
     if w_shape != aval.shape:
         if axis is None or not isinstance(axis, (int, np.integer)):
@@ -526,9 +527,9 @@ def _quantile(name, a, q, axis, method, keepdims, scale=1):
         # the weights rounded to the result dtype as NumPy rounds them.
         high = _take_sorted(sorted_, above.astype(np.int64))
         lead = weight.shape + (1,) * (aval.ndim - len(axes))
-        near_high = (weight >= 0.5).reshape(lead)
-        weight, complement = (w.astype(weight_dtype).reshape(lead) for w in (weight,
-                                                                            1 - weight))
+        near_high = _placed((weight >= 0.5).reshape(lead), like=low)
+        weight, complement = (_placed(w.astype(weight_dtype).reshape(lead), like=low)
+                              for w in (weight, 1 - weight))
         diff = high - low
         low = where(near_high, high - diff * complement, low + diff * weight)
     if keepdims:

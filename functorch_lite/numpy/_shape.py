@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from functorch_lite.core import Array, Tracer, aval_of, bind, ctx
-from functorch_lite.numpy._creation import arange, asarray
+from functorch_lite.numpy._creation import _arange_like, asarray
 from functorch_lite.numpy._elementwise import astype, clip, floor_divide, remainder, where
 from functorch_lite.primitives import shape as sp
 
@@ -579,7 +579,7 @@ def _pad_constant(array, widths, constant_values):
     for ax, ((lo, hi), (v_lo, v_hi)) in enumerate(zip(widths, values)):
         if lo == hi == 0 or all(isinstance(v, np.ndarray) and v == 0 for v in (v_lo, v_hi)):
             continue
-        position = reshape(arange(aval.shape[ax] + lo + hi),
+        position = reshape(_arange_like(out, aval.shape[ax] + lo + hi),
                            (-1,) + (1,) * (aval.ndim - ax - 1))
         before, after = position < lo, position >= lo + aval.shape[ax]
         if v_lo is v_hi or (isinstance(v_lo, np.ndarray) and v_lo == v_hi):

@@ -27,6 +27,7 @@ import numpy as np
 
 from functorch_lite import numpy as fnp
 from functorch_lite.core import Primitive, ShapedArray, aval_of, bind
+from functorch_lite.numpy._creation import _arange_like
 from functorch_lite.primitives.rules import linear
 
 
@@ -248,7 +249,7 @@ def _batched_index(x, x_bdim, arrays, array_bdims, index, size, batch_x):
         k, dim = _first_advanced(entries, len(fnp.shape(x)) - 1)
         if x_bdim != dim:
             x = fnp.moveaxis(x, x_bdim, dim)
-        batch_ids = fnp.reshape(fnp.arange(size), (size,) + (1,) * rank)
+        batch_ids = fnp.reshape(_arange_like(x, size), (size,) + (1,) * rank)
         lined_up.insert(builtins.sum(1 for e in entries[:k] if e is ARRAY), batch_ids)
         index, x_bdim = StaticIndex(entries[:k] + (ARRAY,) + entries[k:]), dim
     _, start, _ = index_layout(fnp.shape(x), index.entries, [fnp.shape(a) for a in lined_up])
@@ -291,12 +292,12 @@ def _update_slice_impl(xp, x, v, index):
 
 def _slice_transpose(ct, avals, needs, *, index):
     (x,) = avals
-    return (bind(update_slice_p, fnp.zeros(x.shape, ct.dtype), ct, index=index),)
+    return (bind(update_slice_p, fnp.zeros_like(ct, ct.dtype, x.shape), ct, index=index),)
 
 
 def _update_slice_transpose(ct, avals, needs, *, index):
     x, v = avals
-    ct_x = (bind(update_slice_p, ct, fnp.zeros(v.shape, ct.dtype), index=index)
+    ct_x = (bind(update_slice_p, ct, fnp.zeros_like(ct, ct.dtype, v.shape), index=index)
             if needs[0] else None)
     ct_v = bind(slice_p, ct, index=index) if needs[1] else None
     return ct_x, ct_v
@@ -337,7 +338,7 @@ def _gather_jvp(primals, tangents, *, index):
 
 def _gather_vjp(ct, out, primals, needs, *, index):
     x, *arrays = primals
-    zeros = fnp.zeros(aval_of(x).shape, ct.dtype)
+    zeros = fnp.zeros_like(ct, ct.dtype, aval_of(x).shape)
     return (bind(scatter_add_p, zeros, *arrays, ct, index=index),) + (None,) * len(arrays)
 
 
@@ -375,7 +376,7 @@ def _scatter_add_jvp(primals, tangents, *, index):
     if t_v is None:
         return out, t_x
     if t_x is None:
-        t_x = fnp.zeros(aval_of(x).shape, aval_of(t_v).dtype)
+        t_x = fnp.zeros_like(t_v, shape=aval_of(x).shape)
     return out, bind(scatter_add_p, t_x, *arrays, t_v, index=index)
 
 
@@ -401,14 +402,16 @@ def _scatter_impl(xp, x, *args, index):
     return out
 
 
-def _winners(x_shape, arrays, v_shape, index):
+def _winners(like, x_shape, arrays, v_shape, index):
     """Boolean mask over the updates: True where that update is the one written.
 
     Each update writes its own position number; reading the numbers back says which one
-    landed (the same scatter, so the same choice among repeated indices).
+    landed (the same scatter, so the same choice among repeated indices). The constants
+    go on the device of ``like``.
     """
-    ids = fnp.reshape(fnp.arange(int(np.prod(v_shape, dtype=np.int64))), v_shape)
-    slots = bind(scatter_p, fnp.full(x_shape, -1, np.int64), *arrays, ids, index=index)
+    ids = fnp.reshape(_arange_like(like, int(np.prod(v_shape, dtype=np.int64))), v_shape)
+    slots = bind(scatter_p, fnp.full_like(like, -1, np.int64, x_shape), *arrays, ids,
+                 index=index)
     return bind(gather_p, slots, *arrays, index=index) == ids
 
 
@@ -419,8 +422,8 @@ def _scatter_jvp(primals, tangents, *, index):
     if t_x is None and t_v is None:
         return out, None
     dtype = aval_of(t_x if t_x is not None else t_v).dtype
-    t_x = fnp.zeros(aval_of(x).shape, dtype) if t_x is None else t_x
-    t_v = fnp.zeros(aval_of(v).shape, dtype) if t_v is None else t_v
+    t_x = fnp.zeros_like(t_v, dtype, aval_of(x).shape) if t_x is None else t_x
+    t_v = fnp.zeros_like(t_x, dtype, aval_of(v).shape) if t_v is None else t_v
     return out, bind(scatter_p, t_x, *arrays, t_v, index=index)
 
 
@@ -429,9 +432,9 @@ def _scatter_vjp(ct, out, primals, needs, *, index):
     v_shape = aval_of(v).shape
     ct_x = ct_v = None
     if needs[0]:
-        ct_x = bind(scatter_p, ct, *arrays, fnp.zeros(v_shape, ct.dtype), index=index)
+        ct_x = bind(scatter_p, ct, *arrays, fnp.zeros_like(ct, ct.dtype, v_shape), index=index)
     if needs[-1]:
-        won = _winners(aval_of(x).shape, arrays, v_shape, index)
+        won = _winners(ct, aval_of(x).shape, arrays, v_shape, index)
         ct_v = fnp.where(won, bind(gather_p, ct, *arrays, index=index), 0)
     return (ct_x,) + (None,) * len(arrays) + (ct_v,)
 
@@ -497,7 +500,7 @@ def _selection(x, arrays, v, out, index):
     picked_x = x == out
     picked_v = v == bind(gather_p, out, *arrays, index=index)
     counts = fnp.astype(picked_x, dtype) + bind(
-        scatter_add_p, fnp.zeros(aval_of(out).shape, dtype), *arrays,
+        scatter_add_p, fnp.zeros_like(out, dtype), *arrays,
         fnp.astype(picked_v, dtype), index=index)
     return picked_x, picked_v, counts
 
@@ -509,7 +512,7 @@ def _scatter_extremum(name, ufunc_name):
         out = bind(prim, x, *arrays, v, index=index)
         picked_x, picked_v, counts = _selection(x, arrays, v, out, index)
         dtype = aval_of(out).dtype
-        t_out = fnp.zeros(aval_of(out).shape, dtype)
+        t_out = fnp.zeros_like(out, dtype)
         if t_x is not None:
             t_out = fnp.where(picked_x, t_x, t_out)
         if t_v is not None:
@@ -566,8 +569,11 @@ sort_p = Primitive("sort", lambda xp, x, axis: xp.sort(x, axis=axis), _same_aval
 sort_p.batch = _axis_batch(sort_p)
 
 def _argsort_impl(xp, x, axis):
-    # CuPy's argsort is always stable (and older CuPy takes no ``kind``).
-    return xp.argsort(x, axis=axis, kind="stable") if xp is np else xp.argsort(x, axis=axis)
+    # CuPy's argsort is always stable (and older CuPy takes no ``kind``); any other
+    # backend is asked for a stable sort.
+    if type(x).__module__.startswith("cupy"):
+        return xp.argsort(x, axis=axis)
+    return xp.argsort(x, axis=axis, kind="stable")
 
 
 argsort_p = Primitive(

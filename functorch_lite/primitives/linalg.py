@@ -27,6 +27,7 @@ import numpy as np
 
 from functorch_lite import numpy as fnp
 from functorch_lite.core import Primitive, ShapedArray, aval_of, bind
+from functorch_lite.numpy._creation import _eye_like, _placed
 from functorch_lite.primitives.rules import unbroadcast
 
 
@@ -66,20 +67,21 @@ def _batch_front(x, bdim, rank):
 def _diag_embed(v):
     """``(..., k) -> (..., k, k)`` with ``v`` on the diagonal."""
     k = v.shape[-1]
-    return fnp.expand_dims(v, -2) * fnp.eye(k, dtype=v.dtype)
+    return fnp.expand_dims(v, -2) * _eye_like(v, k)
 
 
 def _diagonal(x):
     """The diagonal of the last two (equal) axes, ``(..., k, k) -> (..., k)``."""
-    return fnp.sum(x * fnp.eye(x.shape[-1], dtype=x.dtype), axis=-1)
+    return fnp.sum(x * _eye_like(x, x.shape[-1]), axis=-1)
 
 
-def _band_weights(n, dtype, below, on, above):
-    """``(n, n)`` weights: ``below`` under the diagonal, ``on`` on it, ``above`` over it."""
-    rows = fnp.reshape(fnp.arange(n), (n, 1))
-    cols = fnp.arange(n)
-    return fnp.astype(fnp.where(rows > cols, below, fnp.where(rows == cols, on, above)),
-                      dtype)
+def _band_weights(x, below, on, above):
+    """``(n, n)`` weights for the trailing ``(n, n)`` matrices of ``x`` (its dtype and
+    device): ``below`` under the diagonal, ``on`` on it, ``above`` over it."""
+    n = x.shape[-1]
+    rows, cols = np.arange(n).reshape(n, 1), np.arange(n)
+    weights = np.where(rows > cols, below, np.where(rows == cols, on, above))
+    return _placed(weights.astype(x.dtype), like=x)
 
 
 def _inverse_gaps(values):
@@ -87,7 +89,7 @@ def _inverse_gaps(values):
 
     Infinite where two values coincide: the derivatives that use it are undefined there.
     """
-    eye = fnp.eye(values.shape[-1], dtype=values.dtype)
+    eye = _eye_like(values, values.shape[-1])
     gaps = fnp.expand_dims(values, -2) - fnp.expand_dims(values, -1)
     return 1 / (gaps + eye) - eye
 
@@ -281,7 +283,7 @@ def _einsum_operand_ct(ct, primals, i, inputs, output):
         if label in seen:
             twin = next(fresh)
             factors.append(label + twin)
-            operands.append(fnp.eye(d, dtype=ct.dtype))
+            operands.append(_eye_like(ct, d))
             target.append(twin)
             continue
         seen.add(label)
@@ -470,7 +472,7 @@ slogdet_p.batch = _unary_batch(slogdet_p, 2)
 # dL = L Phi(L^-1 dA L^-T) and ct_A = sym(L^-T Phi(L^T ct) L^-1) (Murray 2016).
 # --------------------------------------------------------------------------------------
 def _phi(x):
-    return x * _band_weights(x.shape[-1], x.dtype, 1.0, 0.5, 0.0)
+    return x * _band_weights(x, 1.0, 0.5, 0.0)
 
 
 def _cholesky_eval(a):
@@ -534,7 +536,7 @@ def _qr_jvp(primals, tangents):
     q, r = bind(qr_p, a)
     x = _mT(bind(solve_p, _mT(r), _mT(a_dot)))            # dA R^-1
     c = _mm(_mT(q), x)
-    lower = c * _band_weights(c.shape[-1], c.dtype, 1.0, 0.0, 0.0)
+    lower = c * _band_weights(c, 1.0, 0.0, 0.0)
     d = lower - _mT(lower)
     return (q, r), (_mm(q, d - c) + x, _mm(c - d, r))
 
@@ -547,9 +549,8 @@ def _qr_vjp(ct, out, primals, needs):
     g = None if ct_r is None else _mm(ct_r, _mT(r))
     if ct_q is not None:
         g = -_mm(_mT(q), ct_q) if g is None else g - _mm(_mT(q), ct_q)
-    k = g.shape[-1]
-    h = g * _band_weights(k, g.dtype, 0.0, 1.0, 1.0) + _mT(
-        g * _band_weights(k, g.dtype, 0.0, 0.0, 1.0))
+    h = g * _band_weights(g, 0.0, 1.0, 1.0) + _mT(
+        g * _band_weights(g, 0.0, 0.0, 1.0))
     x_bar = _mm(q, h) if ct_q is None else ct_q + _mm(q, h)
     return (_mT(bind(solve_p, r, _mT(x_bar))),)
 

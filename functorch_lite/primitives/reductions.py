@@ -19,6 +19,7 @@ import numpy as np
 
 from functorch_lite import numpy as fnp
 from functorch_lite.core import Primitive, ShapedArray, bind
+from functorch_lite.numpy._creation import _eye_like, _placed
 from functorch_lite.primitives.rules import elementwise_dtype, linear
 
 
@@ -74,7 +75,7 @@ def _prod_impl(xp, x, axes):
 def _exclusive_cumprod(x, reverse):
     """Along the last axis, the product of the elements strictly before each one (after it
     when ``reverse``): a scan of all but one element, shifted in by a column of ones."""
-    ones = fnp.ones(fnp.shape(x)[:-1] + (1,), x.dtype)
+    ones = fnp.ones_like(x, x.dtype, fnp.shape(x)[:-1] + (1,))
     if reverse:
         return fnp.concatenate([bind(cumprod_p, x[..., 1:], axis=fnp.ndim(x) - 1,
                                      reverse=True), ones], axis=-1)
@@ -255,10 +256,10 @@ def _cumprod_partials(x, axis, reverse):
     """
     x = fnp.moveaxis(x, axis, -1)
     n = fnp.shape(x)[-1]
-    rows = fnp.where(fnp.eye(n, dtype=bool), 1, fnp.expand_dims(x, -2))
+    rows = fnp.where(_eye_like(x, n, bool), 1, fnp.expand_dims(x, -2))
     scans = bind(cumprod_p, rows, axis=fnp.ndim(rows) - 1, reverse=reverse)
-    k, i = fnp.reshape(fnp.arange(n), (n, 1)), fnp.arange(n)
-    return fnp.where(k >= i if reverse else k <= i, scans, 0)
+    k, i = np.arange(n).reshape(n, 1), np.arange(n)
+    return fnp.where(_placed(k >= i if reverse else k <= i, like=x), scans, 0)
 
 
 def _cumprod_jvp(primals, tangents, *, axis, reverse):

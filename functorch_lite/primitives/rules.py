@@ -96,14 +96,17 @@ def unbroadcast(g, like):
 
 
 def zeros_like_aval(aval):
+    """Zeros for an aval alone: on the default device, as an aval has none. A rule with a
+    value at hand uses ``fnp.zeros_like(value)``, which follows the value's device."""
     return fnp.zeros(aval.shape, aval.dtype)
 
 
 def instantiate(t, x):
-    """A concrete tangent: ``t``, or zeros shaped like the primal ``x`` when ``t`` is None."""
+    """A concrete tangent: ``t``, or zeros shaped like the primal ``x`` (on its device)
+    when ``t`` is None."""
     if t is not None:
         return t
-    return zeros_like_aval(aval_of(x))
+    return fnp.zeros_like(x, aval_of(x).dtype)
 
 
 def _broadcast_tangent(t, out):
