@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from functorch_lite.config import settings
-from functorch_lite.core import (Array, Tracer, asarray_default, aval_of, to_buffer,
-                                 xp_of_buffer)
+from functorch_lite.core import Array, Tracer, asarray_default, aval_of, to_buffer, xp_of_buffer
 
 
 def _placed(buf, like=None):
