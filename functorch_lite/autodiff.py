@@ -264,10 +264,10 @@ def _check_float_inputs(fn_name, leaves, paths, hint=""):
 
 
 def _zeros_like_value(x):
+    """Zeros shaped like ``x`` on its device (for tangents and cotangents)."""
     from functorch_lite import numpy as fnp
 
-    aval = aval_of(x)
-    return fnp.zeros(aval.shape, aval.dtype)
+    return fnp.zeros_like(x, aval_of(x).dtype)
 
 
 def _instantiate(t, x):
@@ -560,13 +560,15 @@ def _basis(flat):
     """
     from functorch_lite import numpy as fnp
 
+    from functorch_lite.numpy._creation import _placed
+
     avals = [aval_of(x) for x in flat]
     total = sum(a.size for a in avals)
     leaves, offset = [], 0
-    for a in avals:
+    for x, a in zip(flat, avals):
         block = np.zeros((total, a.size), a.dtype)
         block[offset:offset + a.size] = np.eye(a.size, dtype=a.dtype)
-        leaves.append(fnp.asarray(block.reshape((total,) + a.shape)))
+        leaves.append(_placed(block.reshape((total,) + a.shape), like=x))  # on x's device
         offset += a.size
     return leaves
 

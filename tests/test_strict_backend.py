@@ -38,9 +38,7 @@ IMPL_LEAKS: dict[str, str] = {}
 # Specs whose own test function (not the library) builds a constant on the default device,
 # which is the CPU here; reported to their owners. Their values are checked without the
 # device rule, their gradients are expected to fail.
-DEVICE_LEAKS: dict[str, str] = {
-    "cholesky": "specs/linalg.py _fspd adds n * fnp.eye(n): a constant on the default device",
-}
+DEVICE_LEAKS: dict[str, str] = {}
 
 
 def _params(all_specs, leaks=IMPL_LEAKS):

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import functorch_lite.numpy as fnp
+from functorch_lite.numpy._creation import _eye_like
 from specs import array, spec
 
 DECOMP = dict(grad_rtol=1e-4, grad_atol=1e-5)
@@ -71,7 +72,7 @@ def _fsym(m):
 
 def _fspd(m):
     n = m.shape[-1]
-    return m @ fnp.swapaxes(m, -1, -2) + n * fnp.eye(n, dtype=m.dtype)
+    return m @ fnp.swapaxes(m, -1, -2) + n * _eye_like(m, n, m.dtype)  # on m's device
 
 
 # --- matmul and the products ----------------------------------------------------------------
