@@ -558,7 +558,6 @@ def _basis(flat):
     Returns one leaf per input with shape ``(total, *leaf.shape)`` where ``total`` is the
     number of scalars in all leaves: row ``i`` is the ``i``-th standard basis direction.
     """
-    from functorch_lite import numpy as fnp
 
     from functorch_lite.numpy._creation import _placed
 
