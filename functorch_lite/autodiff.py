@@ -56,6 +56,9 @@ class JVPTracer(Tracer):
         self.primal = primal
         self.tangent = tangent
 
+    def underlying_value(self):
+        return self.primal
+
     @property
     def aval(self):
         return aval_of(self.primal)
@@ -108,6 +111,9 @@ class VJPTracer(Tracer):
         self._trace = trace
         self.primal = primal
         self.slot = slot
+
+    def underlying_value(self):
+        return self.primal
 
     @property
     def aval(self):

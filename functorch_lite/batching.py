@@ -35,6 +35,9 @@ class BatchTracer(Tracer):
         self.val = val
         self.batch_dim = batch_dim
 
+    def underlying_value(self):
+        return self.val
+
     @property
     def aval(self):
         full = aval_of(self.val)

@@ -719,6 +719,12 @@ class Tracer(ArrayMethods):
     def aval(self) -> ShapedArray:
         raise NotImplementedError
 
+    def underlying_value(self):
+        """The value this tracer wraps at its parent level (an array or a parent tracer),
+        or None when there is none (a jit tracer holds only a graph variable). Used to put
+        constants on the device of the data they meet."""
+        return None
+
     @property
     def shape(self): return self.aval.shape
 

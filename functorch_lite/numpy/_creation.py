@@ -31,7 +31,7 @@ def _traced_value(tracer):
     holds only a variable.
     """
     while isinstance(tracer, Tracer):
-        tracer = getattr(tracer, "primal", getattr(tracer, "val", None))
+        tracer = tracer.underlying_value()
     return tracer
 
 
