@@ -6,7 +6,6 @@ import numpy as np
 
 from functorch_lite._traceback import hide_internal_frames
 from functorch_lite.core import Array, ArrayMethods, Tracer, aval_of, bind, ctx
-from functorch_lite.core import backends as _backends
 from functorch_lite.primitives import elementwise as ew
 
 # name -> primitive, for every public elementwise function that is exactly one primitive.
@@ -87,20 +86,23 @@ def _make_binary(name, prim):
            _scalars=_SCALAR_TYPES):
         try:
             if _ctx.trace is None:
-                tx, ty = type(x), type(y)
+                tx = type(x)
+                ty = type(y)
                 if tx is _Array:
                     a = x._buf
                     if ty is _Array:
                         b = y._buf
-                    elif ty in _scalars:
-                        b = y
+                        fast = type(a) is _ndarray and type(b) is _ndarray
                     else:
-                        return bind(prim, x, y)
+                        b = y
+                        fast = ty in _scalars and type(a) is _ndarray
                 elif ty is _Array and tx in _scalars:
-                    a, b = x, y._buf
+                    a = x
+                    b = y._buf
+                    fast = type(b) is _ndarray
                 else:
-                    return bind(prim, x, y)
-                if (type(a) is _ndarray or type(b) is _ndarray) and not _backends.gpu_seen:
+                    fast = False
+                if fast:  # NumPy buffers (and Python scalars) only: no device to check
                     try:
                         out = _ufunc(a, b)
                     except ValueError:
