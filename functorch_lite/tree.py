@@ -1234,11 +1234,12 @@ def ravel(tree: Any) -> tuple[Any, Callable[[Any], Any]]:
         default float dtype.
 
     Example:
+        >>> import functorch_lite.numpy as fnp
         >>> from functorch_lite import tree
-        >>> flat, unravel = tree.ravel({"a": [[1.0, 2.0]], "b": 3.0})  # doctest: +SKIP
-        >>> flat.shape  # doctest: +SKIP
+        >>> flat, unravel = tree.ravel({"a": fnp.ones((1, 2)), "b": fnp.zeros(())})
+        >>> flat.shape
         (3,)
-        >>> unravel(flat * 2)["a"].shape  # doctest: +SKIP
+        >>> unravel(flat * 2)["a"].shape
         (1, 2)
     """
     import numpy as np
