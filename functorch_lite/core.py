@@ -711,7 +711,18 @@ class Array(ArrayMethods):
 
 
 class Tracer(ArrayMethods):
-    """A value inside a transform. Subclasses say what the trace keeps per value."""
+    """A value inside a transform. Subclasses say what the trace keeps per value.
+
+    Tracers support the same operators and methods as :class:`Array`; what they refuse is
+    becoming a constant (``np.asarray``) or, under ``jit``, a Python value.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> import functorch_lite.numpy as fnp
+        >>> fl.vmap(lambda x: print(type(x).__name__, x.shape) or x)(fnp.ones((3, 2))).shape
+        BatchTracer (2,)
+        (3, 2)
+    """
 
     __slots__ = ("_trace",)
 
