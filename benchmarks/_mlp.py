@@ -6,6 +6,18 @@ Import after ``_timing.setup`` (it imports numpy, whose thread count setup fixes
 import numpy as np
 
 
+def mlp_data(sizes, batch, seed=0):
+    """He-initialized float32 weights (zero biases), inputs and one-hot labels."""
+    rng = np.random.default_rng(seed)
+    params = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+        w = rng.standard_normal((n_in, n_out)) * np.sqrt(2.0 / n_in)
+        params += [w.astype(np.float32), np.zeros(n_out, np.float32)]
+    x = rng.standard_normal((batch, sizes[0])).astype(np.float32)
+    onehot = np.eye(sizes[-1], dtype=np.float32)[rng.integers(0, sizes[-1], batch)]
+    return params, x, onehot
+
+
 def sgd_step_numpy(params, x, onehot, lr):
     """Forward, backward and in-place update by hand (what a careful NumPy user writes):
     relu layers, softmax cross-entropy, the softmax gradient in closed form."""

@@ -26,10 +26,9 @@ if ARGS.threads == 1:  # XLA has its own thread pool; keep it to one thread as w
 
 import numpy as np  # noqa: E402  (after the thread count is fixed)
 
-from benchmarks import _mlp  # noqa: E402
-
 import functorch_lite as fl  # noqa: E402
 import functorch_lite.numpy as fnp  # noqa: E402
+from benchmarks import _mlp  # noqa: E402
 
 LR = 0.01
 MLP_SIZES = (64, 256, 256, 10)
@@ -113,15 +112,7 @@ def grad_candidates():
 # (b) one SGD step of an MLP
 # --------------------------------------------------------------------------------------
 def mlp_data():
-    rng = np.random.default_rng(0)
-    params = []
-    for n_in, n_out in zip(MLP_SIZES[:-1], MLP_SIZES[1:], strict=True):
-        w = rng.standard_normal((n_in, n_out)) * np.sqrt(2.0 / n_in)
-        params += [w.astype(np.float32), np.zeros(n_out, np.float32)]
-    x = rng.standard_normal((BATCH, MLP_SIZES[0])).astype(np.float32)
-    labels = rng.integers(0, MLP_SIZES[-1], BATCH)
-    onehot = np.eye(MLP_SIZES[-1], dtype=np.float32)[labels]
-    return params, x, onehot
+    return _mlp.mlp_data(MLP_SIZES, BATCH)
 
 
 def mlp_loss(m, params, x, onehot, relu, stop_gradient):

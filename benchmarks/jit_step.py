@@ -21,10 +21,9 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from benchmarks import _mlp  # noqa: E402
-
 import functorch_lite as fl  # noqa: E402
 import functorch_lite.numpy as fnp  # noqa: E402
+from benchmarks import _mlp  # noqa: E402
 from functorch_lite.jit import codegen, passes, staging  # noqa: E402
 
 LR = 0.1
@@ -35,14 +34,7 @@ MODELS = (((64, 256, 256, 10), 128), ((784, 1024, 1024, 10), 256))
 # (a) SGD step
 # --------------------------------------------------------------------------------------
 def mlp_data(sizes, batch):
-    rng = np.random.default_rng(0)
-    params = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
-        w = rng.standard_normal((n_in, n_out)) * np.sqrt(2.0 / n_in)
-        params += [w.astype(np.float32), np.zeros(n_out, np.float32)]
-    x = rng.standard_normal((batch, sizes[0])).astype(np.float32)
-    onehot = np.eye(sizes[-1], dtype=np.float32)[rng.integers(0, sizes[-1], batch)]
-    return params, x, onehot
+    return _mlp.mlp_data(sizes, batch)
 
 
 def mlp_loss(params, x, onehot):

@@ -19,6 +19,7 @@ Invariants:
 from __future__ import annotations
 
 import functools
+import operator
 
 import numpy as np
 
@@ -36,6 +37,7 @@ from functorch_lite.core import (
     eager_apply,
     trace_scope,
 )
+from functorch_lite.primitives.rules import instantiate
 
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "hessian",
            "stop_gradient", "custom_vjp", "custom_jvp", "checkpoint"]
@@ -46,15 +48,11 @@ def _is_float(dtype):
 
 
 # --------------------------------------------------------------------------------------
-# Forward mode
+# What forward and reverse mode share: a tracer wraps its primal value, which is concrete
+# (or a parent tracer), so Python control flow on it works under grad/jvp.
 # --------------------------------------------------------------------------------------
-class JVPTracer(Tracer):
-    __slots__ = ("primal", "tangent")
-
-    def __init__(self, trace, primal, tangent):
-        self._trace = trace
-        self.primal = primal
-        self.tangent = tangent
+class _PrimalTracer(Tracer):
+    __slots__ = ("primal",)
 
     def underlying_value(self):
         return self.primal
@@ -64,23 +62,32 @@ class JVPTracer(Tracer):
         return aval_of(self.primal)
 
 
-class JVPTrace(Trace):
+class _PrimalTrace(Trace):
+    def concrete(self, tracer):
+        primal = tracer.primal
+        return primal._concrete() if isinstance(primal, Tracer) else primal
+
+
+# --------------------------------------------------------------------------------------
+# Forward mode
+# --------------------------------------------------------------------------------------
+class JVPTracer(_PrimalTracer):
+    __slots__ = ("tangent",)
+
+    def __init__(self, trace, primal, tangent):
+        self._trace = trace
+        self.primal = primal
+        self.tangent = tangent
+
+
+_PRIMAL_AND_TANGENT = operator.attrgetter("primal", "tangent")
+
+
+class JVPTrace(_PrimalTrace):
     transform_name = "jvp"
 
     def process(self, prim, args, params):
-        primals = []
-        tangents = []
-        active = False
-        for a in args:
-            if type(a) is JVPTracer and a._trace is self:
-                primals.append(a.primal)
-                tangents.append(a.tangent)
-                active = True
-            else:
-                if isinstance(a, Tracer):
-                    self.check_foreign(a)
-                primals.append(a)
-                tangents.append(None)
+        primals, tangents, active = self.split_args(args, JVPTracer, _PRIMAL_AND_TANGENT)
         previous = ctx.trace
         ctx.trace = self.parent
         try:
@@ -96,31 +103,20 @@ class JVPTrace(Trace):
             return tuple(o if t is None else JVPTracer(self, o, t) for o, t in zip(out, t_out))
         return out if t_out is None else JVPTracer(self, out, t_out)
 
-    def concrete(self, tracer):
-        primal = tracer.primal
-        return primal._concrete() if isinstance(primal, Tracer) else primal
-
 
 # --------------------------------------------------------------------------------------
 # Reverse mode
 # --------------------------------------------------------------------------------------
-class VJPTracer(Tracer):
-    __slots__ = ("primal", "slot")
+class VJPTracer(_PrimalTracer):
+    __slots__ = ("slot",)
 
     def __init__(self, trace, primal, slot):
         self._trace = trace
         self.primal = primal
         self.slot = slot
 
-    def underlying_value(self):
-        return self.primal
 
-    @property
-    def aval(self):
-        return aval_of(self.primal)
-
-
-class VJPTrace(Trace):
+class VJPTrace(_PrimalTrace):
     """Records each differentiable primitive applied to a tracked value.
 
     A tape entry is ``(prim, params, residuals, in_slots, needs, out_slots)``:
@@ -144,7 +140,8 @@ class VJPTrace(Trace):
         return VJPTracer(self, primal, slot)
 
     def process(self, prim, args, params):
-        # The hot path of eager reverse mode: kept free of generators and method calls.
+        # The hot path of eager reverse mode: it splits its arguments inline (not with
+        # Trace.split_args) because it builds slots and needs in the same pass.
         primals = []
         in_slots = []
         needs = []
@@ -197,10 +194,6 @@ class VJPTrace(Trace):
         self.num_slots = slot + 1
         self.tape.append((prim, params, residuals, in_slots, needs, slot))
         return VJPTracer(self, out, slot)
-
-    def concrete(self, tracer):
-        primal = tracer.primal
-        return primal._concrete() if isinstance(primal, Tracer) else primal
 
     def backward(self, seeds, consume=False):
         """Cotangents of every slot, given ``seeds``: a dict slot -> cotangent.
@@ -269,18 +262,6 @@ def _check_float_inputs(fn_name, leaves, paths, hint=""):
                 f"(or float64), or exclude it from argnums.{hint}")
 
 
-def _zeros_like_value(x):
-    """Zeros shaped like ``x`` on its device (for tangents and cotangents)."""
-    from functorch_lite import numpy as fnp
-
-    return fnp.zeros_like(x, aval_of(x).dtype)
-
-
-def _instantiate(t, x):
-    """``t``, or zeros shaped like ``x`` when ``t`` is a symbolic zero (None)."""
-    return _zeros_like_value(x) if t is None else t
-
-
 def _fn_name(f):
     return getattr(f, "__name__", type(f).__name__)
 
@@ -336,7 +317,7 @@ def _vjp(f, primals, has_aux, transform_name, float_check=None):
             if slot >= 0:
                 seeds[slot] = seeds[slot] + ct if slot in seeds else ct
         cts = trace.backward(seeds, consume) if seeds else [None] * trace.num_slots
-        grads = [_zeros_like_value(x) if cts[t.slot] is None else cts[t.slot]
+        grads = [instantiate(cts[t.slot], x)
                  for t, x in zip(tracers, flat)]
         return tree_util.unflatten(in_tree, grads)
 
@@ -545,7 +526,7 @@ def jvp(f, primals, tangents, has_aux=False):
             tangents_out.append(o.tangent)
         else:
             primals_out.append(o)
-            tangents_out.append(_zeros_like_value(o))
+            tangents_out.append(instantiate(None, o))
     result = (tree_util.unflatten(out_tree, primals_out),
               tree_util.unflatten(out_tree, tangents_out))
     if has_aux:
@@ -777,7 +758,7 @@ def _custom_vjp_fwd(primals, needs, *, fun, fwd, bwd, name, store):
 
 def _custom_vjp_bwd(ct, residuals, needs, *, fun, fwd, bwd, name, store):
     residuals, out = residuals
-    return bwd(residuals, tuple(_instantiate(c, o) for c, o in zip(ct, out)))
+    return bwd(residuals, tuple(instantiate(c, o) for c, o in zip(ct, out)))
 
 
 # vmap of the function-valued primitives: rebind the same primitive with its functions
@@ -881,7 +862,7 @@ class custom_vjp:  # noqa: N801 - a decorator, named like JAX's
 
 
 def _custom_jvp_jvp(primals, tangents, *, fun, rule, name, store):
-    tangents = [_instantiate(t, p) for t, p in zip(tangents, primals)]
+    tangents = [instantiate(t, p) for t, p in zip(tangents, primals)]
     out, t_out = rule(primals, tangents)
     return tuple(out), tuple(t_out)
 
@@ -897,9 +878,9 @@ def _custom_jvp_bwd(ct, residuals, needs, *, fun, rule, name, store):
     # The tangent map t -> rule(primals, t)[1] is linear, so its transpose (the vjp) is the
     # reverse-mode derivative of that map, at any point: we take t = 0.
     primals, out = residuals
-    zeros = tuple(_zeros_like_value(p) for p in primals)
+    zeros = tuple(instantiate(None, p) for p in primals)
     _, pullback = vjp(lambda *ts: tuple(rule(primals, ts)[1]), *zeros)
-    return pullback(tuple(_instantiate(c, o) for c, o in zip(ct, out)))
+    return pullback(tuple(instantiate(c, o) for c, o in zip(ct, out)))
 
 
 def _custom_jvp_batch(args, dims, *, fun, rule, name, store):
@@ -985,7 +966,7 @@ class custom_jvp:  # noqa: N801 - a decorator, named like JAX's
 
 
 def _checkpoint_jvp(primals, tangents, *, fun, name, store):
-    tangents = tuple(_instantiate(t, p) for t, p in zip(tangents, primals))
+    tangents = tuple(instantiate(t, p) for t, p in zip(tangents, primals))
     out, t_out = jvp(fun, tuple(primals), tangents)
     return out, t_out
 
@@ -998,7 +979,7 @@ def _checkpoint_fwd(primals, needs, *, fun, name, store):
 
 def _checkpoint_bwd(ct, primals, needs, *, fun, name, store):
     out, pullback = vjp(fun, *primals)
-    ct = tuple(_zeros_like_value(o) if c is None else c for c, o in zip(ct, out))
+    ct = tuple(instantiate(c, o) for c, o in zip(ct, out))
     return pullback(ct)
 
 

@@ -10,6 +10,7 @@ turns one call on batched operands into one call on whole arrays: no loop over e
 from __future__ import annotations
 
 import functools
+import operator
 
 from functorch_lite import tree as tree_util
 from functorch_lite._traceback import api_boundary
@@ -45,6 +46,9 @@ class BatchTracer(Tracer):
         return ShapedArray(shape, full.dtype, full.weak_type)
 
 
+_VALUE_AND_BATCH_DIM = operator.attrgetter("val", "batch_dim")
+
+
 class BatchTrace(Trace):
     transform_name = "vmap"
 
@@ -53,19 +57,7 @@ class BatchTrace(Trace):
         self.axis_size = axis_size
 
     def process(self, prim, args, params):
-        vals = []
-        dims = []
-        active = False
-        for a in args:
-            if type(a) is BatchTracer and a._trace is self:
-                vals.append(a.val)
-                dims.append(a.batch_dim)
-                active = True
-            else:
-                if isinstance(a, Tracer):
-                    self.check_foreign(a)
-                vals.append(a)
-                dims.append(None)
+        vals, dims, active = self.split_args(args, BatchTracer, _VALUE_AND_BATCH_DIM)
         previous = ctx.trace
         ctx.trace = self.parent
         try:

@@ -29,21 +29,22 @@ class _Settings:
 settings = _Settings()
 
 
-class _X64Switch(contextlib.ContextDecorator):
-    """Returned by :func:`enable_x64`; undoes the switch when used as a context manager."""
+class _Switch(contextlib.ContextDecorator):
+    """Returned by the setters below: the new setting is already on; used as a context
+    manager, it calls ``restore`` on exit to put the previous one back."""
 
-    def __init__(self, previous: bool):
-        self._previous = previous
+    def __init__(self, restore):
+        self._restore = restore
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        settings.set_x64(self._previous)
+        self._restore()
         return False
 
 
-def enable_x64(on: bool = True) -> _X64Switch:
+def enable_x64(on: bool = True) -> _Switch:
     """Make float64 (instead of float32) the default dtype of created float arrays.
 
     Inputs always keep their dtype; this only changes what ``fnp.array([1.0])``,
@@ -61,7 +62,7 @@ def enable_x64(on: bool = True) -> _X64Switch:
     """
     previous = settings.x64
     settings.set_x64(on)
-    return _X64Switch(previous)
+    return _Switch(lambda: settings.set_x64(previous))
 
 
 def x64_enabled() -> bool:
@@ -97,21 +98,7 @@ def default_int_dtype() -> np.dtype:
     return np.dtype(np.int64)
 
 
-class _DeviceSwitch(contextlib.ContextDecorator):
-    """Returned by :func:`set_default_device`; restores the previous default on exit."""
-
-    def __init__(self, previous):
-        self._previous = previous
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        settings.default_device = self._previous
-        return False
-
-
-def set_default_device(device) -> _DeviceSwitch:
+def set_default_device(device) -> _Switch:
     """Make ``device`` (``'cpu'``, ``'cuda:N'``; None: the CPU) the default device.
 
     New random keys (and with them every draw) are made there. Works as a plain call or
@@ -128,7 +115,7 @@ def set_default_device(device) -> _DeviceSwitch:
     previous = settings.default_device
     name = "cpu" if device is None else parse_device("fl.config.set_default_device", device)
     settings.default_device = None if name == "cpu" else name
-    return _DeviceSwitch(previous)
+    return _Switch(lambda: setattr(settings, "default_device", previous))
 
 
 __all__ += ["set_default_device"]

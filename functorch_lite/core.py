@@ -414,6 +414,30 @@ class Trace:
             f"{self.transform_name} cannot turn a traced {tracer.aval.str_short()} value "
             "into a concrete Python value")
 
+    def split_args(self, args, tracer_type, fields):
+        """Split ``args`` for a rule: ``(values, extras, active)``.
+
+        An argument that is this trace's ``tracer_type`` contributes ``fields(tracer)``,
+        a ``(value, extra)`` pair (e.g. primal and tangent); any other argument is a value
+        from outside (a constant, or an ancestor trace's tracer) with extra ``None``.
+        ``active`` says whether any argument was this trace's.
+        """
+        values = []
+        extras = []
+        active = False
+        for a in args:
+            if type(a) is tracer_type and a._trace is self:
+                value, extra = fields(a)
+                values.append(value)
+                extras.append(extra)
+                active = True
+            else:
+                if isinstance(a, Tracer):
+                    self.check_foreign(a)
+                values.append(a)
+                extras.append(None)
+        return values, extras, active
+
     def check_foreign(self, tracer):
         """A tracer of another trace reached this one: fine for an ancestor's tracer."""
         other = tracer._trace
@@ -559,10 +583,10 @@ class ArrayMethods:
 
     # NumPy interop: plain numpy calls on our values run the fnp equivalent (and trace).
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        return fnp.dispatch_ufunc(ufunc, method, inputs, kwargs)
+        return fnp._dispatch_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
-        return fnp.dispatch_function(func, args, kwargs)
+        return fnp._dispatch_function(func, args, kwargs)
 
 
 def _idx_str(idx):

@@ -7,8 +7,6 @@
   vmap(jit) and jit(vmap(grad)).
 """
 
-import importlib
-import pkgutil
 
 import numpy as np
 import pytest
@@ -20,8 +18,7 @@ import functorch_lite as fl
 import functorch_lite.numpy as fnp
 from functorch_lite.jit.graph import typecheck
 
-for _mod in pkgutil.iter_modules(specs.__path__):
-    importlib.import_module(f"specs.{_mod.name}")
+specs.load_all()
 
 ALL = specs.SPECS
 

@@ -12,8 +12,6 @@ arrays: constants that composites and derivative rules would make with creation 
 operands' device (``fnp.zeros_like``...), which on a GPU mixes devices.
 """
 
-import importlib
-import pkgutil
 
 import numpy as np
 import pytest
@@ -26,8 +24,7 @@ import functorch_lite as fl
 import functorch_lite.numpy as fnp
 from functorch_lite.core import Primitive, ShapedArray, bind, registry
 
-for _mod in pkgutil.iter_modules(specs.__path__):
-    importlib.import_module(f"specs.{_mod.name}")
+specs.load_all()
 
 ALL = specs.SPECS
 DIFF = [s for s in ALL if s.diff_argnums != () and "float64" in s.dtypes]

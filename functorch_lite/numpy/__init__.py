@@ -22,9 +22,10 @@ from functorch_lite.numpy._elementwise import *  # noqa: F403
 from functorch_lite.numpy._indexing import *  # noqa: F403
 from functorch_lite.numpy._reductions import *  # noqa: F403
 from functorch_lite.numpy._shape import *  # noqa: F403
-from functorch_lite.numpy._interop import dispatch_function, dispatch_ufunc  # noqa: E402, F401
+from functorch_lite.numpy._interop import dispatch_function as _dispatch_function  # noqa: E402, F401
+from functorch_lite.numpy._interop import dispatch_ufunc as _dispatch_ufunc  # noqa: E402, F401
 
 # Primitives register themselves on import; the namespace above is thin over them.
 import functorch_lite.primitives  # noqa: E402, F401
 from functorch_lite.numpy._linalg_ops import *  # noqa: F403
-from functorch_lite.numpy import linalg  # noqa: E402
+from functorch_lite.numpy import linalg  # noqa: E402, F401

@@ -18,7 +18,7 @@ import numpy as np
 from functorch_lite import numpy as fnp
 from functorch_lite.core import Primitive, ShapedArray, aval_of, bind
 
-__all__ = ["unary", "binary", "linear", "unbroadcast", "zeros_like_aval", "instantiate",
+__all__ = ["unary", "binary", "linear", "unbroadcast", "instantiate",
            "elementwise_dtype", "broadcast_shapes_for"]
 
 
@@ -93,12 +93,6 @@ def unbroadcast(g, like):
     if g.dtype != dtype and not getattr(like, "weak_type", False):
         g = fnp.astype(g, dtype)
     return g
-
-
-def zeros_like_aval(aval):
-    """Zeros for an aval alone: on the default device, as an aval has none. A rule with a
-    value at hand uses ``fnp.zeros_like(value)``, which follows the value's device."""
-    return fnp.zeros(aval.shape, aval.dtype)
 
 
 def instantiate(t, x):

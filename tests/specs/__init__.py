@@ -39,6 +39,17 @@ class Spec:
         return f"Spec({self.name})"
 
 
+def load_all() -> list[Spec]:
+    """Import every family module of this package (each declares its specs) and return
+    the registry."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    return SPECS
+
+
 def spec(name, fn, ref, args, covers=None, **kw) -> Spec:
     s = Spec(name, fn, ref, args, covers=tuple(covers or (name,)), **kw)
     SPECS.append(s)
