@@ -7,7 +7,9 @@ first-call (trace + compile) time of a long function.
     update) and against the same step without jit. Every candidate's first step is
     checked against the hand-written one before timing.
 (b) The first call of a jitted 1,000-op elementwise function: tracing, passes, code
-    generation and ``compile()`` (target < 0.5 s), with the share of each stage.
+    generation and ``compile()`` (target < 0.5 s), with the share of each stage; beside
+    it, when installed, the first call of ``jax.jit`` of the same function (tracing,
+    lowering and XLA compilation).
 
 Run: ``python -m benchmarks.jit_step [--threads N] [--json] [--quick]``
 """
@@ -84,9 +86,9 @@ def step_candidates(sizes, batch):
 # --------------------------------------------------------------------------------------
 # (b) first call of a 1,000-op function
 # --------------------------------------------------------------------------------------
-def thousand_ops(x):
+def thousand_ops(x, m=fnp):
     for i in range(250):
-        x = fnp.sin(x) * 1.01 + fnp.cos(x) * (i % 3 + 1)
+        x = m.sin(x) * 1.01 + m.cos(x) * (i % 3 + 1)
     return x
 
 
@@ -106,6 +108,31 @@ def first_call_times(repeats):
         t3 = time.perf_counter()
         stages.append((t1 - t0, t2 - t1, t3 - t2))
     return statistics.median(totals), [statistics.median(s) for s in zip(*stages)], len(graph)
+
+
+def jax_first_call_times(repeats):
+    """``(total, trace + lower, XLA compile)`` medians in seconds for ``jax.jit`` of the
+    same function, or None without JAX. Each repeat jits a new closure, so JAX's caches
+    (keyed on the function) do not hit."""
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError as e:
+        print(f"  (skipping jax: {e})")
+        return None
+    x = jnp.ones(16, jnp.float32)
+    jax.jit(jnp.sin)(x).block_until_ready()  # JAX's own one-time start-up is not counted
+    totals, stages = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.jit(lambda v: thousand_ops(v, jnp))(x).block_until_ready()
+        totals.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        lowered = jax.jit(lambda v: thousand_ops(v, jnp)).lower(x)
+        t1 = time.perf_counter()
+        lowered.compile()
+        stages.append((t1 - t0, time.perf_counter() - t1))
+    return statistics.median(totals), *[statistics.median(s) for s in zip(*stages)]
 
 
 # --------------------------------------------------------------------------------------
@@ -128,6 +155,13 @@ def main():
           f"passes {optimize * 1e3:.0f} ms, codegen + compile {generate * 1e3:.0f} ms")
     extra["first_call_s"] = {"total": total, "trace": trace, "passes": optimize,
                              "codegen": generate, "equations": n}
+    jax_times = jax_first_call_times(3 if ARGS.quick else 7)
+    if jax_times:
+        jax_total, jax_lower, jax_compile = jax_times
+        print(f"  jax.jit, same function: {jax_total * 1e3:.0f} ms (trace + lower "
+              f"{jax_lower * 1e3:.0f} ms, XLA compile {jax_compile * 1e3:.0f} ms)")
+        extra["jax_first_call_s"] = {"total": jax_total, "trace_and_lower": jax_lower,
+                                     "compile": jax_compile}
     _timing.save_json(ARGS, tables, extra)
 
 
