@@ -606,6 +606,23 @@ def _idx_str(idx):
     return ", ".join(one(i) for i in idx)
 
 
+class _DeletedBuffer:
+    """Stands in for the buffer of a deleted or donated :class:`Array`: any use of the
+    array (its attributes, NumPy functions, ``fnp`` calls, ``jit``) raises a RuntimeError
+    carrying ``message``, which says why the buffer is gone and what to use instead."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message):
+        self.message = message
+
+    def _refuse(self, *args, **kwargs):
+        raise RuntimeError(self.message)
+
+    __getattr__ = __array__ = __array_ufunc__ = __array_function__ = _refuse
+    __getitem__ = __len__ = __iter__ = __bool__ = _refuse
+
+
 class Array(ArrayMethods):
     """An immutable array holding one backend buffer (``numpy.ndarray`` or ``cupy.ndarray``).
 
@@ -655,6 +672,24 @@ class Array(ArrayMethods):
 
     @property
     def itemsize(self): return self._buf.itemsize
+
+    def delete(self):
+        """Free the buffer now; any later use of this array raises a RuntimeError.
+
+        Example:
+            >>> import functorch_lite.numpy as fnp
+            >>> x = fnp.ones(2)
+            >>> x.delete()
+            >>> x.is_deleted(), x
+            (True, <deleted Array>)
+        """
+        self._buf = _DeletedBuffer(
+            "this Array was deleted (Array.delete()); it holds no value any more")
+
+    def is_deleted(self):
+        """Whether the buffer is gone: ``delete()`` was called, or the array was donated
+        to a jitted function (``jit(f, donate_argnums=...)``)."""
+        return type(self._buf) is _DeletedBuffer
 
     def block_until_ready(self):
         """Wait until the value is computed (a no-op on the CPU); returns ``self``."""
@@ -712,6 +747,8 @@ class Array(ArrayMethods):
         return self.__array__().reshape(()).item()
 
     def __repr__(self):
+        if type(self._buf) is _DeletedBuffer:
+            return "<deleted Array>"
         buf = np.asarray(self.__array__())
         body = np.array2string(buf, separator=", ", prefix="Array(")
         return f"Array({body}, dtype={buf.dtype})"
