@@ -12,6 +12,7 @@ Writes ``benchmarks/results/suite.json`` (every row, the machine, the targets) a
 ``benchmarks/results/suite.md`` (the table for the README, with the machine described);
 ``--update-readme`` also copies that table into the top-level README.md, between the
 ``<!-- benchmark-results:start -->`` and ``<!-- benchmark-results:end -->`` markers.
+Only a run of all the workloads saves: with ``--only`` the saved table stays one whole run.
 
 Run: ``python -m benchmarks [--threads N] [--quick] [--rounds N] [--clock cpu]
 [--only hessian,lstm] [--verbose] [--update-readme]`` (or ``python benchmarks/run.py``).
@@ -26,6 +27,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import textwrap
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -285,15 +287,19 @@ def machine(args):
 
 
 def describe(env):
+    """The machine and the run in a paragraph (wrapped for the README)."""
     peers = ", ".join(f"{p} {v}" for p, v in env["peers"].items() if v and p != "jaxlib")
     missing = [p for p, v in env["peers"].items() if not v]
-    load = env["load_average_start"]
-    return (f"Measured {env['date']} on {env['cpu']} ({env['cpus']} cores, "
-            f"{env['machine']}), {env['threads']} BLAS thread(s), {env['clock']} clock"
+    threads = f"{env['threads']} BLAS thread{'s' if env['threads'] != 1 else ''}"
+    loads = [f"{env[k][0]:.1f} at {k.rsplit('_', 1)[1]}"
+             for k in ("load_average_start", "load_average_end") if env.get(k)]
+    text = (f"Measured {env['date']} on {env['cpu']} ({env['cpus']} cores, "
+            f"{env['machine']}), {threads}, {env['clock']} clock"
             f"{', --quick (noisy)' if env['quick'] else ''}; Python {env['python']}, "
             f"NumPy {env['numpy']} with {env['blas']}; peers: {peers or 'none'}"
             f"{f' (not installed: {missing})' if missing else ''}"
-            f"{f'; load average {load[0]:.1f} at start' if load else ''}.")
+            f"{'; load average ' + ', '.join(loads) if loads else ''}.")
+    return textwrap.fill(text, 92)
 
 
 # --------------------------------------------------------------------------------------
@@ -327,9 +333,10 @@ def text_table(rows):
 
 def markdown(env, rows, targets, reports):
     lines = [describe(env), "",
-             "Median time per call; ratio = median over interleaved rounds of (candidate "
-             "time / baseline time in the same round), interquartile range in brackets; "
-             "below 1 is faster than the baseline. Compare ratios, not absolute times.", "",
+             textwrap.fill("Median time per call; ratio = median over interleaved rounds "
+                           "of (candidate time / baseline time in the same round), "
+                           "interquartile range in brackets; below 1 is faster than the "
+                           "baseline. Compare ratios, not absolute times.", 92), "",
              "| workload | benchmark | candidate | median | ratio vs baseline (IQR) |",
              "|---|---|---|---:|---:|"]
     for r, first_of_workload, first_of_table in _grouped(rows):
@@ -373,10 +380,8 @@ def write(name, text):
     print(f"wrote {os.path.relpath(path, ROOT)}")
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    env = machine(args)
-    print(describe(env))
+def run_all(args):
+    """Run the selected workloads in turn: ``(reports by name, table rows)``."""
     reports, rows = {}, []
     for name in args.workloads:
         print(f"running {name} ...", end=" ", flush=True)
@@ -386,17 +391,16 @@ def main(argv=None):
         if report["status"] == "ok":
             report["tables"] = tables_of(report)
             rows += rows_of(name, report["tables"])
-    targets = []
-    for t in TARGETS:
-        if t.workload in reports:
-            value, met = evaluate(t, reports[t.workload].get("tables", {}))
-            targets.append((t, value, met))
-    print()
-    print(text_table(rows))
-    print("\ntargets:")
-    for t, value, met in targets:
-        print("  {:<6} {}".format(*_verdict(t, value, met)))
-    env["load_average_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return reports, rows
+
+
+def check_targets(reports):
+    """``(target, value, met)`` for the targets of the workloads that were run."""
+    return [(t, *evaluate(t, reports[t.workload].get("tables", {})))
+            for t in TARGETS if t.workload in reports]
+
+
+def save(args, env, reports, rows, targets):
     suite = {"environment": env,
              "workloads": {n: {k: v for k, v in rep.items() if k not in ("json", "tables")}
                            for n, rep in reports.items()},
@@ -404,12 +408,30 @@ def main(argv=None):
              "targets": [{"label": t.label, "workload": t.workload, "op": t.op,
                           "limit": t.limit, "unit": t.unit.strip(), "value": v, "met": m}
                          for t, v, m in targets]}
-    print()
     write("suite.json", json.dumps(suite, indent=2) + "\n")
     md = markdown(env, rows, targets, reports)
     write("suite.md", md)
     if args.update_readme:
         update_readme(md)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    env = machine(args)
+    print(describe(env))
+    reports, rows = run_all(args)
+    env["load_average_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
+    targets = check_targets(reports)
+    print()
+    print(text_table(rows))
+    print("\ntargets:")
+    for t, value, met in targets:
+        print("  {:<6} {}".format(*_verdict(t, value, met)))
+    print()
+    if args.only is None:
+        save(args, env, reports, rows, targets)
+    else:  # the saved table stays one whole run
+        print("--only: results/suite.json, suite.md and README.md left as they were")
     return 0 if all(rep["status"] != "failed" for rep in reports.values()) else 1
 
 
