@@ -1,10 +1,17 @@
-"""Elementwise fusion on CPU: chains of elementwise equations run as one loop over chunks.
+"""Elementwise fusion on CPU: chains of elementwise equations run as one loop over row chunks.
 
 In eager NumPy every elementwise op is a full pass over memory plus a fresh allocation, so
 a chain of ten ops on a large array is memory-bound ten times over. A fused cluster runs
-the same ufuncs over row blocks of ~32K elements, each writing into small reused buffers
-that stay in cache (``out=``); only the cluster's inputs and outputs touch main memory.
-Measured 2-2.5x over eager NumPy on a gelu chain of 1024x1024 float32 (PERF-NOTES.md).
+the same ufuncs over chunks of ~32K elements made of whole rows (a range of the leading
+axis), each op writing into small reused buffers that stay in cache (``out=``); only the
+cluster's inputs and outputs touch main memory.
+
+Because a chunk holds whole rows, a reduction over the trailing axes (layernorm's mean and
+variance, softmax's max and sum) is complete within the chunk, so it may sit anywhere in a
+cluster: ``gelu(layernorm(x))`` is one loop that reads ``x`` once and writes the result
+once, and so is its gradient. A reduction over the leading axis (the gradient of a bias, a
+sum over the batch) is accumulated over the chunks (``acc += chunk.sum(axis=0)``); only
+code after the loop can read it.
 
 The pass (:func:`fuse`) replaces each cluster with one ``fused_elementwise`` equation whose
 ``subgraph`` holds the fused equations, printed as ``d:f32[1024,1024] =
@@ -16,17 +23,20 @@ first, so fusion sees the finished program. A fused equation therefore needs no
 derivative or batching rule; should one be evaluated anyway (a ``make_graph`` graph run
 by :func:`~functorch_lite.jit.staging.eval_graph`), its sub-graph is interpreted.
 
-What is fused:
-* equations of elementwise primitives that the codegen writes as a plain backend ufunc
-  (``add``, ``tanh``...), ``where`` and ``convert_element_type``, with a float or bool
-  result of one shape ``S`` of at least :data:`MIN_SIZE` elements, big enough for at least
-  two chunks along the leading axis;
-* grouped into maximal connected clusters of at least :data:`MIN_OPS` equations, never
-  through a path that leaves the cluster and comes back (that would be a cycle);
-* inputs of any shape that broadcasts to ``S``: one whose leading axis is ``S[0]`` is sliced
-  per chunk, any other (scalars, literals, leading dim 1 or lower rank) is passed whole;
-* a float ``reduce_sum`` over trailing axes of a cluster value ends the cluster: each chunk
-  sums its own rows into the result (layernorm's ``sum(c * c)`` never writes ``c * c``);
+What is fused (all values of a cluster share their leading axis, of length ``N``):
+* elementwise equations that the codegen writes as a plain backend ufunc (``add``,
+  ``tanh``...), ``where`` and ``convert_element_type``, with a float or bool result;
+* ``reshape`` and ``broadcast_to`` that keep the leading axis: views of a chunk (a
+  broadcast chunk stays unbroadcast; the ufuncs reading it broadcast it themselves);
+* float ``sum``/``max``/``min`` over trailing axes, anywhere (each chunk reduces its own
+  rows, in the order NumPy uses for the whole array: the same bits); over axes that
+  include the leading one, accumulated over the chunks (a different summation order:
+  equal up to rounding);
+* grouped into maximal connected clusters of at least :data:`MIN_OPS` computing
+  equations, two of them over at least :data:`MIN_SIZE` elements, with ``N`` long enough
+  for two chunks; never through a path that leaves the cluster and comes back (a cycle);
+* inputs: one of its reader's rank with leading axis ``N`` is sliced per chunk, any other
+  (scalars, literals, leading dim 1, lower rank) is passed whole;
 * values used after the cluster are its outputs, written into full result arrays.
 
 Set ``FL_JIT_FUSION=0`` (or ``fusion.ENABLED = False`` before compiling) to turn it off.
@@ -35,12 +45,14 @@ Set ``FL_JIT_FUSION=0`` (or ``fusion.ENABLED = False`` before compiling) to turn
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
 from functorch_lite.jit.graph import Eqn, Graph, Literal, Var, is_effectful
 
-__all__ = ["fuse", "fused_elementwise_p", "ENABLED", "MIN_SIZE", "MIN_OPS", "CHUNK"]
+__all__ = ["fuse", "fused_elementwise_p", "Policy", "ENABLED", "MIN_SIZE", "MIN_OPS", "CHUNK"]
 
 ENABLED = os.environ.get("FL_JIT_FUSION", "1") != "0"
 # Smallest result (elements) worth fusing: below it, arrays sit in cache anyway and the
@@ -53,6 +65,17 @@ MIN_OPS = 3
 # chunk; 32K keeps a cluster's few buffers (128 KiB each in float32) inside L2.
 CHUNK = 1 << 15
 _ALIGN = 64  # bytes; unaligned out= buffers are up to 2x slower (PERF-NOTES.md)
+
+
+class Policy(NamedTuple):
+    """What :func:`fuse` may cluster; the defaults are the CPU chunk loop's. A backend that
+    writes its own fused code passes its own (``fusion_gpu.POLICY``: a CUDA kernel pays
+    off at any size and has no chunks)."""
+
+    min_size: int = MIN_SIZE    # smallest result (elements) worth fusing
+    min_ops: int = MIN_OPS      # fewest equations worth a fused node
+    chunked: bool = True        # a result needs two chunks along its leading axis
+    accepts: Callable | None = None  # eqn -> bool: whether the backend can write it
 
 
 class _FusedElementwise:
@@ -74,6 +97,9 @@ class _FusedElementwise:
 
     @staticmethod
     def emit_code(emitter, eqn, ins, outs, indent):
+        if emitter.xp is not np:  # CuPy: generated CUDA kernels instead of a chunk loop
+            from functorch_lite.jit.fusion_gpu import emit_kernels
+            return emit_kernels(emitter, eqn, ins, outs, indent)
         _emit_loop(emitter, eqn, ins, outs, indent)
 
 
@@ -83,14 +109,44 @@ fused_elementwise_p = _FusedElementwise()
 # --------------------------------------------------------------------------------------
 # Which equations can be fused
 # --------------------------------------------------------------------------------------
+# Reduction primitive -> (ndarray method, ufunc combining two partial results, identity).
+_REDUCTIONS = {"reduce_sum": ("sum", "add", 0.0),
+               "reduce_max": ("max", "maximum", -np.inf),
+               "reduce_min": ("min", "minimum", np.inf)}
+_VIEWS = ("reshape", "broadcast")
+
+
+class _Member(NamedTuple):
+    """How an equation takes part in a cluster."""
+
+    kind: str       # ufunc where convert reshape broadcast reduce accumulate
+    key: object     # a cluster holds equations of one key: the rows N (or, unchunked, the shape)
+    aligned: tuple  # the input variables read chunk by chunk (the others are read whole)
+    work: int       # elements the equation computes (a reduction: elements it reads)
+    ends: bool      # its result is complete only after the loop: no member may read it
+
+
 def _op_kind(eqn):
-    """``"ufunc"``, ``"where"``, ``"convert"`` or ``"reduce"`` for an equation the loop can
-    run, else None."""
-    prim = eqn.prim
-    if prim.name == "reduce_sum":
-        return "reduce" if _is_row_reduction(eqn) else None
-    if not getattr(prim, "elementwise", False) or eqn.subgraph is not None \
-            or len(eqn.outputs) != 1 or is_effectful(eqn):
+    """What the loop does for ``eqn`` (one of :class:`_Member`'s kinds), or None."""
+    if eqn.subgraph is not None or len(eqn.outputs) != 1 or is_effectful(eqn):
+        return None
+    prim, out = eqn.prim, eqn.outputs[0].aval
+    if prim.name in _REDUCTIONS:
+        (x,) = eqn.inputs
+        axes = eqn.params["axes"]
+        if type(x) is not Var or not axes or x.aval.dtype.kind != "f" \
+                or out.dtype != x.aval.dtype:
+            return None
+        return "accumulate" if 0 in axes else "reduce"
+    if prim.name in ("reshape", "broadcast_to"):
+        x = eqn.inputs[0]
+        if type(x) is not Var or not x.aval.ndim or not out.ndim \
+                or x.aval.shape[0] != out.shape[0]:
+            return None
+        if prim.name == "broadcast_to":
+            return "broadcast" if x.aval.ndim == out.ndim else None
+        return "reshape" if _row_size(out.shape) else None
+    if not getattr(prim, "elementwise", False) or out.dtype.kind not in "fb" or not out.ndim:
         return None
     if prim.name == "where":
         return "where"
@@ -102,37 +158,60 @@ def _op_kind(eqn):
     return "ufunc"
 
 
-def _is_row_reduction(eqn):
-    """A float sum over trailing axes: each chunk of rows reduces on its own, into the
-    same rows of the result (NumPy sums each row the same way, whatever the row count)."""
-    (x,), out = eqn.inputs, eqn.outputs[0].aval
-    axes = eqn.params["axes"]
-    return (type(x) is Var and x.aval.dtype.kind == "f" and out.dtype == x.aval.dtype
-            and bool(axes) and 0 not in axes)
+def _member(eqn, policy):
+    """How ``eqn`` may join a cluster under ``policy``, or None.
 
-
-def _fusable_shape(eqn):
-    """The output shape if ``eqn`` may join a cluster as an elementwise op, else None."""
-    if _op_kind(eqn) not in ("ufunc", "where", "convert"):
+    Unchunked (a GPU kernel), a cluster is elementwise equations of one result shape, and
+    a reduction over trailing axes may end it.
+    """
+    kind = _op_kind(eqn)
+    if kind is None or (policy.accepts is not None and not policy.accepts(eqn)):
         return None
-    aval = eqn.outputs[0].aval
-    shape = aval.shape
-    if aval.dtype.kind not in "fb" or aval.size < MIN_SIZE:
-        return None
-    if shape[0] < 2 * _rows_per_chunk(shape):
-        return None  # fewer than two chunks: nothing to gain
-    for v in eqn.inputs:
-        s = v.aval.shape
-        if len(s) > len(shape) or any(a not in (1, b) for a, b in zip(s[::-1], shape[::-1])):
+    out = eqn.outputs[0].aval
+    if kind in ("ufunc", "where", "convert"):
+        aligned = []
+        for v in eqn.inputs:
+            s = v.aval.shape
+            if len(s) > out.ndim or any(a not in (1, b) for a, b in zip(s[::-1], out.shape[::-1])):
+                return None
+            if type(v) is Var and (s == out.shape if not policy.chunked else
+                                   len(s) == out.ndim and s[0] == out.shape[0]):
+                aligned.append(v)
+        key = out.shape[0] if policy.chunked else out.shape
+        return _Member(kind, key, tuple(aligned), out.size, False)
+    x = eqn.inputs[0].aval
+    if not policy.chunked:
+        if kind != "reduce":
             return None
-    return shape
+        return _Member(kind, x.shape, (eqn.inputs[0],), x.size, True)
+    work = 0 if kind in _VIEWS else x.size
+    return _Member(kind, x.shape[0], (eqn.inputs[0],), work, kind == "accumulate")
 
 
-def _rows_per_chunk(shape):
+def _row_size(shape):
     row = 1
     for d in shape[1:]:
         row *= d
-    return max(1, CHUNK // max(row, 1))
+    return row
+
+
+def _chunk_rows(eqns, members):
+    """Rows per chunk: :data:`CHUNK` elements of the widest value the loop slices or makes."""
+    row = 1
+    for e, m in zip(eqns, members):
+        for v in m.aligned:
+            row = max(row, _row_size(v.aval.shape))
+        if m.kind != "accumulate":
+            row = max(row, _row_size(e.outputs[0].aval.shape))
+    return max(1, CHUNK // row)
+
+
+def _worth_fusing(members, rows, policy):
+    computing = [m for m in members if m.kind not in _VIEWS]
+    big = sum(m.work >= policy.min_size for m in computing)
+    if len(computing) < policy.min_ops or big < min(2, len(computing)):
+        return False
+    return not policy.chunked or members[0].key >= 2 * rows  # fewer than two chunks: no gain
 
 
 # --------------------------------------------------------------------------------------
@@ -166,63 +245,94 @@ class _Clusters:
         return root
 
 
-def _group(graph):
-    """``{root: sorted equation indices}`` for the clusters worth fusing.
+def _group(graph, policy):
+    """``{root: (sorted equation indices, rows per chunk)}`` for the clusters worth fusing.
 
-    Program order, greedily: an equation joins (and merges) the clusters of its inputs
-    that have its shape, except those it reaches through an equation outside them:
-    ``reach[v]`` holds the clusters ``v`` depends on through such a path; fusing across it
-    would make the cluster both an input and a consumer of that outside equation.
+    Program order, greedily: an equation joins (and merges) the clusters of its aligned
+    inputs that have its key, except those it also depends on through values computed
+    outside them: fusing across such a path would make the cluster both an input and a
+    consumer of the outside equation. ``needs[c]`` holds the clusters whose results
+    cluster ``c`` reads from outside itself; a value computed outside every cluster has
+    the clusters it came from in ``sources``; a reduction that ends its cluster gives a
+    value of the second kind. Two clusters one of which depends on the other never merge.
     """
     clusters = _Clusters()
-    cluster_of = {}   # var -> cluster id of the member equation defining it
-    shape_of = {}     # cluster id -> output shape
-    reach = {}        # var -> frozenset of cluster ids reached through outside equations
+    cluster_of = {}   # var -> cluster id, for values a cluster computes chunk by chunk
+    key_of = {}       # cluster root -> the key of its members
+    needs = {}        # cluster root -> ids of the clusters it reads from outside itself
+    sources = {}      # var computed outside the clusters -> ids of the clusters it reads
+
+    def origin(v):
+        c = cluster_of.get(v)
+        return {c} if c is not None else sources.get(v, set())
+
+    def upstream(ids):
+        """The roots of ``ids`` and of every cluster they depend on."""
+        seen, stack = set(), [clusters.find(c) for c in ids]
+        while stack:
+            r = stack.pop()
+            if r not in seen:
+                seen.add(r)
+                stack.extend(clusters.find(c) for c in needs[r])
+        return seen
+
     for i, eqn in enumerate(graph.eqns):
         inputs = [v for v in eqn.inputs if type(v) is Var]
-        through = frozenset().union(*(reach.get(v, frozenset()) for v in inputs))
-        if _op_kind(eqn) == "reduce" and inputs[0] in cluster_of:
-            root = clusters.find(cluster_of[inputs[0]])
-            if root not in {clusters.find(c) for c in through} \
-                    and shape_of[root] == inputs[0].aval.shape:
-                # A reduction ends its cluster: its result is complete only after the
-                # loop, so whatever reads it is outside (reach includes the cluster).
-                root = clusters.union([root], i)
-                reach[eqn.outputs[0]] = through | {root}
-                continue
-        shape = _fusable_shape(eqn)
-        if shape is None:
-            outside = through | {cluster_of[v] for v in inputs if v in cluster_of}
-            for v in eqn.outputs:
-                reach[v] = outside
-            continue
-        blocked = {clusters.find(c) for c in through}
-        roots = []
+        m = _member(eqn, policy)
+        joinable = []
+        for v in m.aligned if m is not None else ():
+            c = cluster_of.get(v)
+            if c is not None and key_of[clusters.find(c)] == m.key \
+                    and clusters.find(c) not in joinable:
+                joinable.append(clusters.find(c))
+        reached = set()
         for v in inputs:
             c = cluster_of.get(v)
-            if c is not None:
-                r = clusters.find(c)
-                if r not in blocked and shape_of[r] == shape and r not in roots:
-                    roots.append(r)
+            root = clusters.find(c) if c is not None else None
+            reached |= needs[root] if root in joinable and v in m.aligned else origin(v)
+        reached = upstream(reached)
+        roots = [r for r in joinable if r not in reached]
+        if m is None or (m.ends and not roots):
+            for v in eqn.outputs:
+                sources[v] = set().union(*(origin(v) for v in inputs))
+            continue
+        outside = set().union(*(needs[r] for r in roots))
+        for v in inputs:
+            c = cluster_of.get(v)
+            if c is None or clusters.find(c) not in roots:
+                outside |= origin(v)
         root = clusters.union(roots, i) if roots else clusters.new(i)
-        shape_of[root] = shape
-        cluster_of[eqn.outputs[0]] = root
-        reach[eqn.outputs[0]] = through
-    return {r: sorted(m) for r, m in enumerate(clusters.members) if len(m) >= MIN_OPS}
+        needs[root] = outside
+        key_of[root] = m.key
+        if m.ends:
+            sources[eqn.outputs[0]] = {root}
+        else:
+            cluster_of[eqn.outputs[0]] = root
+    groups = {}
+    for root, indices in enumerate(clusters.members):
+        if not indices:
+            continue
+        eqns = [graph.eqns[i] for i in sorted(indices)]
+        members = [_member(e, policy) for e in eqns]
+        rows = _chunk_rows(eqns, members)
+        if _worth_fusing(members, rows, policy):
+            groups[root] = (sorted(indices), rows)
+    return groups
 
 
 # --------------------------------------------------------------------------------------
 # The pass
 # --------------------------------------------------------------------------------------
-def fuse(graph: Graph) -> Graph:
+def fuse(graph: Graph, policy: Policy | None = None) -> Graph:
     """``graph`` with each elementwise cluster replaced by one ``fused_elementwise``
-    equation (the graph itself when nothing is fused or fusion is disabled)."""
+    equation (the graph itself when nothing is fused or fusion is disabled); ``policy``
+    chooses the clusters (default: the CPU chunk loop's :class:`Policy`)."""
     if not ENABLED:
         return graph
-    groups = _group(graph)
+    groups = _group(graph, policy or Policy())
     if not groups:
         return graph
-    member_of = {i: root for root, members in groups.items() for i in members}
+    member_of = {i: root for root, (members, _) in groups.items() for i in members}
     defined_in = {v: member_of[i] for i, e in enumerate(graph.eqns) if i in member_of
                   for v in e.outputs}
     used_outside = {v for v in graph.outvars if type(v) is Var}
@@ -230,8 +340,8 @@ def fuse(graph: Graph) -> Graph:
         for v in eqn.inputs:
             if type(v) is Var and v in defined_in and member_of.get(i) != defined_in[v]:
                 used_outside.add(v)
-    fused = {root: _fused_eqn([graph.eqns[i] for i in members], used_outside)
-             for root, members in groups.items()}
+    fused = {root: _fused_eqn([graph.eqns[i] for i in members], used_outside, rows)
+             for root, (members, rows) in groups.items()}
     # Each cluster is placed where its first member was; an equation that reads one of
     # its outputs but came before its last member moves after it (dependencies first).
     items = []
@@ -239,13 +349,13 @@ def fuse(graph: Graph) -> Graph:
         root = member_of.get(i)
         if root is None:
             items.append(eqn)
-        elif groups[root][0] == i:
+        elif groups[root][0][0] == i:
             items.append(fused[root])
     return Graph(graph.constvars, graph.consts, graph.invars, _dependency_order(items, graph),
                  graph.outvars)
 
 
-def _fused_eqn(members, used_outside):
+def _fused_eqn(members, used_outside, rows):
     defined = {v for e in members for v in e.outputs}
     inputs = []
     for e in members:
@@ -259,8 +369,8 @@ def _fused_eqn(members, used_outside):
     sub_eqns = [Eqn(e.prim, [rename.get(v, v) if type(v) is Var else v for v in e.inputs],
                     e.params, [rename[v] for v in e.outputs]) for e in members]
     sub = Graph([], [], [rename[v] for v in inputs], sub_eqns, [rename[v] for v in outputs])
-    return Eqn(fused_elementwise_p, inputs, {"n": len(members), "_inline_only": True},
-               outputs, subgraph=sub)
+    params = {"n": len(members), "_rows": rows, "_inline_only": True}
+    return Eqn(fused_elementwise_p, inputs, params, outputs, subgraph=sub)
 
 
 def _dependency_order(items, graph):
@@ -303,104 +413,157 @@ def aligned_empty(shape, dtype):
 def _emit_loop(emitter, eqn, ins, outs, indent):
     """Write the chunk loop of a fused equation.
 
-    Inside the loop each value is a name for its chunk: a slice of a sliced input, a
-    whole broadcast input, a slice of a full result array (cluster outputs) or a reused
-    chunk buffer (values that die inside the cluster; a buffer is free again after the
-    last use of its value, and may be the output of the very op reading it last).
+    Inside the loop each value is a name for its chunk (rows ``i:j``): a slice of a sliced
+    input, a slice of a full result array (cluster outputs), a view (reshape; broadcast_to
+    keeps the unbroadcast chunk) or a reused chunk buffer (values that die inside the
+    cluster). A buffer is free again after the last use of its value and of the views of
+    it, and may be the output of the very ufunc reading it last. Inputs read whole keep
+    their full names.
     """
-    sub = eqn.subgraph
-    shape = sub.eqns[0].outputs[0].aval.shape
-    rows = _rows_per_chunk(shape)
-    chunk_shape = (rows,) + tuple(shape[1:])
+    sub, rows = eqn.subgraph, eqn.params["_rows"]
+    plan = [(e, _member(e, Policy())) for e in sub.eqns]
+    n = plan[0][1].key
     emit = emitter.emit
-    emitter.globals.setdefault("_aligned_empty", aligned_empty)
-    emitter.globals.setdefault("_copyto", np.copyto)
-
+    for name, value in (("_aligned_empty", aligned_empty), ("_copyto", np.copyto),
+                        ("_broadcast_to", np.broadcast_to)):
+        emitter.globals.setdefault(name, value)
     i, j = emitter.fresh("_i"), emitter.fresh("_j")
-    names = {}           # sub-graph var -> name of its chunk inside the loop
-    sliced = []          # (chunk name, full name)
-    for v, full in zip(sub.invars, ins):
-        if v.aval.ndim == len(shape) and v.aval.shape[0] == shape[0]:
-            names[v] = emitter.fresh("_x")
-            sliced.append((names[v], full))
-        else:
-            names[v] = full
-    results = {}
-    for v, name in zip(sub.outvars, outs):
-        emit(f"{name} = xp.empty({v.aval.shape!r}, {_dtype_global(emitter, v.aval.dtype)})",
-             indent)
-        names[v] = emitter.fresh("_o")
-        results[names[v]] = name
-
-    last_use = {}
-    for k, e in enumerate(sub.eqns):
-        for v in e.inputs:
-            if type(v) is Var:
-                last_use[v] = k
+    whole = dict(zip(sub.invars, ins))
+    chunk = {}       # var -> name of its chunk inside the loop
+    spread = {}      # var -> trailing shape its (unbroadcast) chunk stands for
+    sliced = []      # (chunk name, full name): inputs and outputs sliced per chunk
+    for _, m in plan:
+        for v in m.aligned:
+            if v in whole and v not in chunk:
+                chunk[v] = emitter.fresh("_x")
+                sliced.append((chunk[v], whole[v]))
     outputs = set(sub.outvars)
-    free = {}            # dtype -> buffer names free for reuse
-    buffers = []         # (name, dtype): every chunk buffer, allocated before the loop
-    buffer_names = set()
+    kind_of = {e.outputs[0]: m.kind for e, m in plan}
+    for v, name in zip(sub.outvars, outs):
+        dtype = _dtype_global(emitter, v.aval.dtype)
+        if kind_of[v] == "accumulate":
+            identity = _REDUCTIONS[_producer(sub, v).prim.name][2]
+            emit(f"{name} = xp.full({v.aval.shape!r}, {emitter.literal(identity)}, {dtype})",
+                 indent)
+            chunk[v] = name
+        else:
+            emit(f"{name} = xp.empty({v.aval.shape!r}, {dtype})", indent)
+            chunk[v] = emitter.fresh("_o")
+            sliced.append((chunk[v], name))
+
+    # A view shares the memory of its operand: the buffer is free after the last use of
+    # either. ``owner``: the value whose buffer a view's chunk lies in.
+    owner = {}
+    for e, m in plan:
+        out = e.outputs[0]
+        src = e.inputs[0]
+        owner[out] = owner.get(src, src) if m.kind in _VIEWS and out not in outputs else out
+    dies = {}
+    for k, (e, _) in enumerate(plan):
+        for v in e.inputs:
+            if type(v) is Var and v in owner:
+                dies[owner[v]] = k
+    free = {}          # (trailing shape, dtype) -> names of free chunk buffers
+    buffers = []       # (name, trailing shape, dtype): chunk buffers, made before the loop
+    temps = []         # (name, shape, dtype): partial results of accumulations
+    views = []         # names of views made in the loop
+    buffer_of = {}     # owning var -> its buffer's pool key
+    released = set()
     body = []
 
-    def read(v):
-        return emitter.literal(v.value) if type(v) is Literal else names[v]
+    def read(v, m):
+        if type(v) is Literal:
+            return emitter.literal(v.value)
+        return chunk[v] if v in m.aligned else whole[v]
 
-    def release(k, e):
-        """Give back the buffers of values whose last use is equation ``k``."""
-        for v in dict.fromkeys(x for x in e.inputs if type(x) is Var):
-            if last_use[v] == k and names[v] in buffer_names:
-                free.setdefault(v.aval.dtype, []).append(names[v])
+    def materialized(v):
+        name, tail = chunk[v], spread.get(v)
+        return name if tail is None else f"_broadcast_to({name}, (len({name}),) + {tail!r})"
 
-    for k, e in enumerate(sub.eqns):
-        kind = _op_kind(e)
-        out = e.outputs[0]
-        args = [read(v) for v in e.inputs]
-        if kind == "ufunc":
-            release(k, e)  # exact in-place is safe for a ufunc
+    def release(k, e, in_place):
+        """Give back the buffers whose last use is equation ``k``. ``in_place``: only those
+        read directly (not through a view), which a ufunc may overwrite as it reads."""
+        reads = [v for v in e.inputs if type(v) is Var and v in owner]
+        for v in reads:
+            o = owner[v]
+            if o in buffer_of and dies[o] == k and o not in released and (
+                    not in_place or all(w is o for w in reads if owner[w] is o)):
+                released.add(o)
+                free.setdefault(buffer_of[o], []).append(chunk[o])
+
+    def target(out):
         if out in outputs:
-            target = names[out]
+            return chunk[out]
+        key = (out.aval.shape[1:], out.aval.dtype)
+        pool = free.get(key)
+        if pool:
+            name = pool.pop()
         else:
-            pool = free.get(out.aval.dtype)
-            if pool:
-                target = pool.pop()
-            else:
-                target = emitter.fresh("_b")
-                buffers.append((target, out.aval.dtype))
-                buffer_names.add(target)
-            names[out] = target
-        if kind == "ufunc":
-            body.append(f"xp.{e.prim.emit}({', '.join(args)}, out={target})")
-        elif kind == "reduce":
-            body.append(f"{args[0]}.sum(axis={e.params['axes']!r}, out={target})")
-        elif kind == "where":
-            cond, x, y = args
-            body.append(f"_copyto({target}, {y}, casting='unsafe')")
-            body.append(f"_copyto({target}, {x}, casting='unsafe', where={cond})")
-        else:
-            body.append(f"_copyto({target}, {args[0]}, casting='unsafe')")
-        if kind != "ufunc":
-            release(k, e)
+            name = emitter.fresh("_b")
+            buffers.append((name,) + key)
+        buffer_of[out] = key
+        chunk[out] = name
+        return name
 
-    for name, dtype in buffers:
-        emit(f"{name} = _aligned_empty({chunk_shape!r}, {_dtype_global(emitter, dtype)})",
+    for k, (e, m) in enumerate(plan):
+        out, x = e.outputs[0], e.inputs[0]
+        if m.kind == "broadcast" and out not in outputs:
+            chunk[out], spread[out] = chunk[x], out.aval.shape[1:]
+        elif m.kind == "broadcast":
+            body.append(f"_copyto({chunk[out]}, {chunk[x]})")
+        elif m.kind == "reshape":
+            view = f"{materialized(x)}.reshape({(-1,) + out.aval.shape[1:]!r})"
+            if out in outputs:
+                body.append(f"_copyto({chunk[out]}, {view})")
+            else:
+                chunk[out] = emitter.fresh("_v")
+                views.append(chunk[out])
+                body.append(f"{chunk[out]} = {view}")
+        elif m.kind == "ufunc":
+            release(k, e, in_place=True)
+            args = ", ".join(read(v, m) for v in e.inputs)
+            body.append(f"xp.{e.prim.emit}({args}, out={target(out)})")
+        elif m.kind == "where":
+            cond, a, b = (read(v, m) for v in e.inputs)
+            name = target(out)
+            body.append(f"_copyto({name}, {b}, casting='unsafe')")
+            body.append(f"_copyto({name}, {a}, casting='unsafe', where={cond})")
+        elif m.kind == "convert":
+            body.append(f"_copyto({target(out)}, {read(x, m)}, casting='unsafe')")
+        else:
+            method, combine, _ = _REDUCTIONS[e.prim.name]
+            axes = e.params["axes"]
+            if m.kind == "reduce":
+                body.append(f"{materialized(x)}.{method}(axis={axes!r}, out={target(out)})")
+            else:
+                partial = emitter.fresh("_t")
+                temps.append((partial, out.aval.shape, out.aval.dtype))
+                body.append(f"{materialized(x)}.{method}(axis={axes!r}, out={partial})")
+                body.append(f"xp.{combine}({chunk[out]}, {partial}, out={chunk[out]})")
+        release(k, e, in_place=False)
+
+    for name, tail, dtype in buffers:
+        emit(f"{name} = _aligned_empty({(rows,) + tail!r}, {_dtype_global(emitter, dtype)})",
              indent)
-    n = shape[0]
+    for name, shape, dtype in temps:
+        emit(f"{name} = xp.empty({shape!r}, {_dtype_global(emitter, dtype)})", indent)
     emit(f"for {i} in range(0, {n}, {rows}):", indent)
     emit(f"{j} = {i} + {rows}", indent + 1)
     if n % rows and buffers:
         emit(f"if {j} > {n}:  # the last, shorter chunk", indent + 1)
-        for name, _ in buffers:
+        for name, _, _ in buffers:
             emit(f"{name} = {name}[:{n} - {i}]", indent + 2)
-    for chunk, full in sliced:
-        emit(f"{chunk} = {full}[{i}:{j}]", indent + 1)
-    for chunk, full in results.items():
-        emit(f"{chunk} = {full}[{i}:{j}]", indent + 1)
+    for name, full in sliced:
+        emit(f"{name} = {full}[{i}:{j}]", indent + 1)
     for line in body:
         emit(line, indent + 1)
     # The chunk views would keep the full arrays alive past their last use.
-    temps = [c for c, _ in sliced] + list(results) + [b for b, _ in buffers]
-    emit(f"del {', '.join(temps)}", indent)
+    names = [c for c, _ in sliced] + [b[0] for b in buffers] + [t[0] for t in temps] + views
+    emit(f"del {', '.join(names)}", indent)
+
+
+def _producer(graph, v):
+    return next(e for e in graph.eqns if v in e.outputs)
 
 
 def _dtype_global(emitter, dtype):

@@ -4,17 +4,22 @@ subexpression elimination and dead-code elimination.
 Each pass returns a new :class:`Graph` with the same inputs and outputs (by position) and
 the same meaning; :func:`~functorch_lite.jit.graph.typecheck` holds after each. The passes
 keep every primitive's semantics exactly (``x * 1`` is only dropped when the result has
-``x``'s own shape, dtype and weak type), so an optimized graph can also be evaluated under
-an outer transform. Effectful equations (``debug_print``) are never removed, folded or
+``x``'s own shape, dtype and weak type; a rewrite only trades ops that give the same bits,
+like ``a + (-b)`` for ``a - b``), so an optimized graph can also be evaluated under an
+outer transform. Effectful equations (``debug_print``) are never removed, folded or
 merged. Buffer reuse and fusion come later.
 """
 
 from __future__ import annotations
 
+import functools
+
+import numpy as np
+
 from functorch_lite.core import aval_of, eager_apply
 from functorch_lite.jit.graph import Eqn, Graph, Literal, Var, is_effectful, subgraphs_of
 
-__all__ = ["optimize", "simplify", "fold_constants", "cse", "dce"]
+__all__ = ["optimize", "simplify", "fold_constants", "cse", "sink_negations", "dce"]
 
 # Largest result (in elements) that constant folding computes at compile time; bigger
 # results stay in the program so they are not stored in the compiled function.
@@ -27,6 +32,7 @@ def optimize(graph: Graph) -> Graph:
     graph = fold_constants(graph)
     graph = simplify(graph)  # folding may have produced arrays of ones and zeros
     graph = cse(graph)
+    graph = sink_negations(graph)
     return dce(graph)
 
 
@@ -111,7 +117,9 @@ def _identity_operand(eqn, ins, consts):
 def simplify(graph: Graph) -> Graph:
     """Drop ``x*1``, ``x+0``, ``x-0``, ``x/1``, ``x**1`` (the 1 or 0 a literal or a small
     constant array of them), reshapes/broadcasts/casts to the same type and identity
-    transposes; merge a transpose of a transpose; ``-(-x)`` is ``x``."""
+    transposes; merge a transpose of a transpose and a reshape of a reshape; ``-(-x)`` is
+    ``x``; an elementwise op reads ``x`` instead of ``broadcast_to(x)`` when its other
+    operands broadcast it anyway (the gradient of a ``sum`` or ``mean``)."""
     rw = _Rewriter(graph)
     consts = _Constants(graph)
     producer = {}  # var -> the equation that defined it (after rewriting)
@@ -119,6 +127,7 @@ def simplify(graph: Graph) -> Graph:
         ins = rw.inputs(eqn)
         sub = simplify(eqn.subgraph) if eqn.subgraph is not None else None
         if not is_effectful(eqn) and sub is None:
+            eqn, ins = _compose(eqn, ins, producer)
             same = _identity_operand(eqn, ins, consts)
             if same is not None:
                 rw.subst[eqn.outputs[0]] = same
@@ -127,14 +136,8 @@ def simplify(graph: Graph) -> Graph:
             if inner is not None and eqn.prim is inner.prim and eqn.prim.name == "negative":
                 rw.subst[eqn.outputs[0]] = inner.inputs[0]
                 continue
-            if inner is not None and eqn.prim is inner.prim and eqn.prim.name == "transpose":
-                first, second = inner.params["perm"], eqn.params["perm"]
-                perm = tuple(first[p] for p in second)
-                if perm == tuple(range(len(perm))):
-                    rw.subst[eqn.outputs[0]] = inner.inputs[0]
-                    continue
-                eqn = Eqn(eqn.prim, [inner.inputs[0]], {"perm": perm}, eqn.outputs)
-                ins = eqn.inputs
+            if getattr(eqn.prim, "elementwise", False) and len(eqn.outputs) == 1:
+                ins = _unbroadcast_operands(eqn, ins, producer)
         new = _with_inputs(eqn, ins, sub)
         for v in new.outputs:
             producer[v] = new
@@ -142,6 +145,36 @@ def simplify(graph: Graph) -> Graph:
             consts.broadcast_of[new.outputs[0]] = ins[0]
         rw.eqns.append(new)
     return rw.finish()
+
+
+def _compose(eqn, ins, producer):
+    """``transpose(transpose(x))`` and ``reshape(reshape(x))`` as one op on ``x``:
+    ``(eqn, ins)`` rewritten, or as they were."""
+    name = eqn.prim.name
+    inner = producer.get(ins[0]) if ins and type(ins[0]) is Var else None
+    if inner is None or inner.prim is not eqn.prim or name not in ("transpose", "reshape"):
+        return eqn, ins
+    params = eqn.params
+    if name == "transpose":
+        first, second = inner.params["perm"], eqn.params["perm"]
+        params = {"perm": tuple(first[p] for p in second)}
+    ins = [inner.inputs[0]]
+    return Eqn(eqn.prim, ins, params, eqn.outputs), ins
+
+
+def _unbroadcast_operands(eqn, ins, producer):
+    """``ins`` with each ``broadcast_to(x)`` operand replaced by ``x`` where the result
+    keeps its shape (the other operands broadcast ``x`` the same way)."""
+    shape = eqn.outputs[0].aval.shape
+    ins = list(ins)
+    for k, v in enumerate(ins):
+        inner = producer.get(v) if type(v) is Var else None
+        if inner is None or inner.prim.name != "broadcast_to" or type(inner.inputs[0]) is not Var:
+            continue
+        trial = ins[:k] + [inner.inputs[0]] + ins[k + 1:]
+        if np.broadcast_shapes(*(u.aval.shape for u in trial)) == shape:
+            ins = trial
+    return ins
 
 
 # --------------------------------------------------------------------------------------
@@ -209,6 +242,84 @@ def cse(graph: Graph) -> Graph:
             seen[key] = new
         rw.eqns.append(new)
     return rw.finish()
+
+
+# --------------------------------------------------------------------------------------
+# Negations sink towards the results
+# --------------------------------------------------------------------------------------
+def sink_negations(graph: Graph) -> Graph:
+    """Move each float ``negative`` down through the ops that commute with it, where it
+    vanishes or lands on a smaller array: ``a + (-b)`` is ``a - b``, ``a - (-b)`` is
+    ``a + b``, ``(-a) * b`` and ``(-a) / b`` are ``-(a * b)`` and ``-(a / b)``, and
+    ``sum(-x)`` is ``-sum(x)``. Every rewrite gives the same bits (IEEE rounding is
+    symmetric in sign). A negation read by more than one equation stays where it is.
+
+    Reverse mode makes these: the gradient of ``x - m`` with respect to ``m`` is
+    ``-ct``, summed; sunk, the full-size negation becomes one on the row sums.
+    """
+    uses = {}
+    for eqn in graph.eqns:
+        for v in eqn.inputs:
+            if type(v) is Var:
+                uses[v] = uses.get(v, 0) + 1
+    for v in graph.outvars:
+        if type(v) is Var:
+            uses[v] = uses.get(v, 0) + 2  # an output is never folded away
+    negated = {}  # var read once, defined as ``negative(x)`` with float x -> x
+    eqns = []
+    for eqn in graph.eqns:
+        rewritten = _sink(eqn, negated) if not is_effectful(eqn) else None
+        for new in rewritten or (eqn,):
+            eqns.append(new)
+            (out,) = new.outputs if len(new.outputs) == 1 else (None,)
+            if new.prim.name == "negative" and out is not None and uses.get(out, 0) == 1 \
+                    and out.aval.dtype.kind == "f" and type(new.inputs[0]) is Var:
+                negated[out] = new.inputs[0]
+    return Graph(graph.constvars, graph.consts, graph.invars, eqns, graph.outvars)
+
+
+def _sink(eqn, negated):
+    """The equations replacing ``eqn`` with its negated operands' negations moved past it,
+    or None. A negated operand read here is read nowhere else, so its ``negative`` dies."""
+    if len(eqn.outputs) != 1 or eqn.subgraph is not None \
+            or eqn.outputs[0].aval.dtype.kind != "f":
+        return None
+    name, ins, (out,) = eqn.prim.name, eqn.inputs, eqn.outputs
+    flags = [type(v) is Var and v in negated for v in ins]
+    plain = [negated[v] if f else v for v, f in zip(ins, flags)]
+    prims = _prims()
+    if name == "add" and any(flags):
+        if flags[0] and flags[1]:
+            return _negated(prims["add"], plain, eqn)
+        a, b = (ins[0], plain[1]) if flags[1] else (ins[1], plain[0])
+        return [Eqn(prims["subtract"], [a, b], {}, [out])]
+    if name == "subtract" and any(flags):
+        if flags[1] and not flags[0]:
+            return [Eqn(prims["add"], plain, {}, [out])]
+        if flags[0] and not flags[1]:
+            return _negated(prims["add"], plain, eqn)
+        return [Eqn(prims["subtract"], [plain[1], plain[0]], {}, [out])]
+    if name in ("multiply", "true_divide") and any(flags):
+        if flags[0] and flags[1]:
+            return [Eqn(eqn.prim, plain, {}, [out])]
+        return _negated(eqn.prim, plain, eqn)
+    if name == "reduce_sum" and flags[0]:
+        return _negated(eqn.prim, plain, eqn, eqn.params)
+    return None
+
+
+def _negated(prim, ins, eqn, params=None):
+    """``out = negative(prim(*ins))`` in two equations, ``out`` being ``eqn``'s result."""
+    (out,) = eqn.outputs
+    inner = Var(out.aval)
+    return [Eqn(prim, ins, params or {}, [inner]), Eqn(_prims()["negative"], [inner], {}, [out])]
+
+
+@functools.cache
+def _prims():
+    from functorch_lite.primitives.elementwise import add_p, multiply_p, negative_p, subtract_p
+    return {"add": add_p, "subtract": subtract_p, "multiply": multiply_p,
+            "negative": negative_p}
 
 
 # --------------------------------------------------------------------------------------
