@@ -52,7 +52,10 @@ def _assert_close(got, want, dtype):
 # --------------------------------------------------------------------------------------
 # Random chains
 # --------------------------------------------------------------------------------------
-_UNARY = [fnp.tanh, fnp.sin, fnp.negative, fnp.abs, lambda x: fnp.exp(-x * x)]
+_UNARY = [fnp.tanh, fnp.sin, fnp.negative, fnp.abs, lambda x: fnp.exp(-x * x),
+          # reductions over the rows in the middle of a chain, read back as columns
+          lambda x: x - fnp.mean(x, axis=-1, keepdims=True),
+          lambda x: x / fnp.max(fnp.abs(x) + 1.0, axis=-1, keepdims=True)]
 _BINARY = [fnp.add, fnp.subtract, fnp.multiply, fnp.maximum,
            lambda x, y: fnp.where(x > y, x, y * 0.5)]
 # Operands broadcast against SHAPE: full, a row, a column, leading-1, 0-d, Python scalar.
@@ -90,8 +93,9 @@ def _program(steps, outputs):
         for kind, op, operands in steps:
             args = [1.5 if i == -1 else pool[i] for i in operands]
             pool.append(_UNARY[op](*args) if kind == "u" else _BINARY[op](*args))
-        # Reductions after the chain: the values they read become cluster outputs.
-        return [pool[i] for i in outputs] + [fnp.sum(pool[-1], axis=-1)]
+        # Reductions after the chain: row sums, and column sums accumulated over chunks.
+        return [pool[i] for i in outputs] + [fnp.sum(pool[-1], axis=-1),
+                                             fnp.sum(pool[-1], axis=0)]
     return f
 
 
@@ -205,6 +209,95 @@ def test_row_sums_sit_anywhere_and_a_column_sum_is_accumulated(dtype):
     _assert_close(got, f(fnp.asarray(x)), dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layernorm_gelu_is_one_loop_with_the_unfused_bits(dtype):
+    x = _rand(SHAPE, dtype)
+    graph = fl.make_graph(_layer)(x)
+    typecheck(graph)
+    (node,) = graph.eqns   # x is read once, the result written once
+    assert node.prim.name == "fused_elementwise" and len(node.inputs) == 1
+    assert [e.prim.name for e in node.subgraph.eqns].count("reduce_sum") == 2
+    np.testing.assert_array_equal(fl.jit(_layer)(x), _without_fusion(_layer, x))
+    _assert_close(fl.jit(_layer)(x), _layer(fnp.asarray(x)), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layernorm_backward_with_scale_and_shift(dtype):
+    # The gradients of gamma and beta sum over the rows: accumulated over the chunks.
+    def loss(x, gamma, beta, w):
+        return fnp.sum(_gelu(_layer(x) * gamma + beta) * w)
+
+    x, w = _rand(SHAPE, dtype), _rand(SHAPE, dtype, seed=1)
+    gamma, beta = _rand((SHAPE[1],), dtype, seed=2), _rand((SHAPE[1],), dtype, seed=3)
+    grad = fl.grad(loss, argnums=(0, 1, 2))
+    graph = fl.make_graph(grad)(x, gamma, beta, w)
+    typecheck(graph)
+    fused = _fused_nodes(graph)
+    assert len(fused) == 1 and graph.eqns == fused
+    accumulated = [e for e in fused[0].subgraph.eqns
+                   if e.prim.name == "reduce_sum" and 0 in e.params["axes"]]
+    assert len(accumulated) == 2
+    got = fl.jit(grad)(x, gamma, beta, w)
+    _assert_close(got, _without_fusion(grad, x, gamma, beta, w), dtype)
+    _assert_close(got, grad(x, gamma, beta, w), dtype)
+
+
+def test_1d_chain_with_accumulated_sum_max_and_min():
+    n = 3 * fusion.CHUNK + 1001   # four chunks, the last one short
+
+    def f(x):
+        y = fnp.tanh(x) * 2.0 + x
+        return y * 0.5, fnp.sum(y), fnp.max(y * y), fnp.min(y - 1.0)
+
+    for dtype in (np.float32, np.float64):
+        x = _rand((n,), dtype)
+        (node,) = _fused_nodes(fl.make_graph(f)(x))
+        assert sorted(v.aval.shape for v in node.outputs) == [(), (), (), (n,)]
+        got, unfused = fl.jit(f)(x), _without_fusion(f, x)
+        for k in (0, 2, 3):   # elementwise, max and min: the same bits
+            np.testing.assert_array_equal(got[k], unfused[k])
+        assert np.asarray(got[1]).shape == () and np.asarray(got[1]).dtype == dtype
+        _assert_close(got, unfused, dtype)
+        _assert_close(got, f(fnp.asarray(x)), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_3d_reductions_over_trailing_axes_keepdims_and_view_outputs(dtype):
+    shape = (64, 33, 40)   # 24 rows per chunk: chunks of 24, 24 and 16 rows
+
+    def f(x, b):
+        c = x - fnp.mean(x, axis=(1, 2), keepdims=True)
+        m = fnp.max(c, axis=2, keepdims=True)           # (64, 33, 1)
+        e = fnp.exp(c - m)
+        p = e / fnp.sum(e, axis=2, keepdims=True)        # a softmax over the last axis
+        s = fnp.sum(p * b, axis=1)                       # (64, 40): a middle axis
+        wide = fnp.broadcast_to(m, shape)                # a broadcast view, returned
+        return p, s, m, wide, fnp.sum(p * c, axis=0), fnp.reshape(e * 2.0, (64, -1))
+
+    x, b = _rand(shape, dtype), _rand((1, 33, 40), dtype, seed=1)
+    graph = fl.make_graph(f)(x, b)
+    typecheck(graph)
+    assert len(_fused_nodes(graph)) == 1
+    got, unfused = fl.jit(f)(x, b), _without_fusion(f, x, b)
+    for k in (0, 2, 3, 5):   # only trailing-axis reductions before these: the same bits
+        np.testing.assert_array_equal(got[k], unfused[k])
+    _assert_close(got, unfused, dtype)
+    _assert_close(got, f(fnp.asarray(x), fnp.asarray(b)), dtype)
+
+
+def test_different_row_widths_share_one_loop():
+    # (256, 257) and (256, 514) values in one cluster: chunks sized for the wider rows.
+    def f(x):
+        y = fnp.tanh(x) * 0.5
+        z = fnp.concatenate([y, y], axis=1) + 1.0   # concatenate is not fused
+        wide = fnp.exp(-z * z) - 0.5
+        return fnp.sum(wide, axis=-1, keepdims=True) * y + fnp.reshape(wide[:, :257], SHAPE)
+
+    x = _rand(SHAPE)
+    _assert_close(fl.jit(f)(x), _without_fusion(f, x), np.float32)
+    _assert_close(fl.jit(f)(x), f(fnp.asarray(x)), np.float32)
+
+
 def test_broadcast_operands_constants_and_noncontiguous_inputs():
     row, col = _rand((SHAPE[1],), seed=1), _rand((SHAPE[0], 1), seed=2)
     lead1, zero_d = _rand((1, SHAPE[1]), seed=3), np.asarray(0.25, np.float32)
@@ -249,7 +342,8 @@ def _loss(x):
 def test_grad_of_jit_and_jit_of_grad(dtype):
     x = _rand(SHAPE, dtype)
     want = fl.grad(_loss)(x)
-    assert _fused_nodes(fl.make_graph(fl.grad(_loss))(x))
+    graph = fl.make_graph(fl.grad(_loss))(x)
+    assert graph.eqns == _fused_nodes(graph)   # forward and backward: one loop
     _assert_close(fl.jit(fl.grad(_loss))(x), _without_fusion(fl.grad(_loss), x), dtype)
     _assert_close(fl.jit(fl.grad(_loss))(x), want, dtype)
     _assert_close(fl.grad(fl.jit(_loss))(x), want, dtype)
