@@ -31,6 +31,8 @@ from functorch_lite.core import (
     ShapedArray,
     Trace,
     Tracer,
+    _explain_failure,
+    _wrap_result,
     aval_of,
     bind,
     ctx,
@@ -140,28 +142,46 @@ class VJPTrace(_PrimalTrace):
         return VJPTracer(self, primal, slot)
 
     def process(self, prim, args, params):
-        # The hot path of eager reverse mode: it splits its arguments inline (not with
-        # Trace.split_args) because it builds slots and needs in the same pass.
+        # The hot path of eager reverse mode. It splits its arguments inline (not with
+        # Trace.split_args) because it builds slots and needs in the same pass, and when
+        # every argument is a CPU array it calls the impl itself (what eager_apply would
+        # do, minus its generality).
         primals = []
         in_slots = []
         needs = []
+        bufs = []
         active = False
         for a in args:
             if type(a) is VJPTracer and a._trace is self:
-                primals.append(a.primal)
+                p = a.primal
                 in_slots.append(a.slot)
                 needs.append(True)
                 active = True
             else:
                 if isinstance(a, Tracer):
                     self.check_foreign(a)
-                primals.append(a)
+                p = a
                 in_slots.append(-1)
                 needs.append(False)
+            primals.append(p)
+            if bufs is not None:
+                if type(p) is Array and type(p._buf) is np.ndarray:
+                    bufs.append(p._buf)
+                else:
+                    bufs = None
         parent = self.parent
         custom_fwd = prim.vjp_fwd
         if parent is None and active and custom_fwd is None and prim.differentiable:
-            out = eager_apply(prim, primals, params)  # the common case, without a scope
+            # the common case, without a scope
+            if bufs is None:
+                out = eager_apply(prim, primals, params)
+            else:
+                try:
+                    out = prim.impl(np, *bufs, **params)
+                except Exception as e:
+                    _explain_failure(prim, primals, params, e)
+                    raise
+                out = Array(out) if type(out) is np.ndarray else _wrap_result(out, primals)
             residuals = (out, primals)
         else:
             previous = ctx.trace
@@ -188,7 +208,7 @@ class VJPTrace(_PrimalTrace):
                     out_slots.append(-1)
             self.tape.append((prim, params, residuals, in_slots, needs, tuple(out_slots)))
             return tuple(tracers)
-        if out.dtype.kind not in "fc":
+        if (out._buf if type(out) is Array else out).dtype.kind not in "fc":
             return out
         slot = self.num_slots
         self.num_slots = slot + 1

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from functorch_lite import numpy as fnp
-from functorch_lite.core import Primitive, ShapedArray, aval_of, bind
+from functorch_lite.core import Array, Primitive, ShapedArray, aval_of, bind
 
 __all__ = ["unary", "binary", "linear", "unbroadcast", "instantiate",
            "elementwise_dtype", "broadcast_shapes_for"]
@@ -76,6 +76,10 @@ def unbroadcast(g, like):
     ``like`` is the operand (an array or tracer) or its aval; a weakly typed (Python
     scalar) operand keeps ``g``'s dtype.
     """
+    if type(g) is Array and type(like) is Array:  # eager reverse mode: the common case
+        gbuf, lbuf = g._buf, like._buf
+        if gbuf.shape == lbuf.shape and gbuf.dtype == lbuf.dtype:
+            return g
     if type(like) in _PY_SCALARS:
         like = aval_of(like)
     shape, dtype = like.shape, like.dtype

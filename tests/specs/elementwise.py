@@ -110,3 +110,29 @@ spec("convert_element_type_roundtrip",
      lambda x: fnp.real(fnp.astype(x, "complex128")) * fnp.astype(x, "float64"),
      lambda x: x.astype("complex128").real * x, unary_args(), dtypes=("float64",),
      covers=("convert_element_type",))
+
+
+# max_share(g, a, b) = g * ([a > b] + [a == b] / 2): the derivative rule of maximum and
+# minimum. a and b are rounded so that ties (the 1/2 branch) are common.
+def _max_share_args(dtype):
+    from hypothesis.extra import numpy as hnp
+
+    from specs import array
+
+    return hnp.mutually_broadcastable_shapes(num_shapes=3, max_dims=3, max_side=3).flatmap(
+        lambda bs: array(dtype, bs.input_shapes[0]).flatmap(
+            lambda g: array(dtype, bs.input_shapes[1]).flatmap(
+                lambda a: array(dtype, bs.input_shapes[2]).map(
+                    lambda b: (g, np.round(a), np.round(b))))))
+
+
+def _max_share(g, a, b):
+    from functorch_lite.core import bind
+    from functorch_lite.primitives.elementwise import max_share_p
+
+    return bind(max_share_p, g, a, b)
+
+
+spec("max_share", _max_share,
+     lambda g, a, b: g * ((a > b) + 0.5 * (a == b)).astype(g.dtype),
+     _max_share_args, diff_argnums=(0,))
