@@ -400,6 +400,15 @@ def vjp(f, *primals, has_aux=False):
     return (out, vjp_fn, aux) if has_aux else (out, vjp_fn)
 
 
+def _unit_seed(out, dtype):
+    """The cotangent 1 for a scalar output, on the output's device."""
+    if type(out) is Array and type(out._buf) is np.ndarray:
+        return Array(np.ones((), dtype))
+    from functorch_lite import numpy as fnp
+
+    return fnp.ones_like(out, dtype)
+
+
 def _argnums_tuple(fn_name, argnums, nargs):
     single = isinstance(argnums, int)
     nums = (argnums,) if single else tuple(argnums)
@@ -450,9 +459,7 @@ def value_and_grad(f, argnums=0, has_aux=False):
             raise TypeError(
                 f"grad requires {_fn_name(f)} to return a real floating-point scalar, got "
                 f"dtype {aval.dtype}. Cast the output with .astype(fnp.float32).")
-        from functorch_lite import numpy as fnp
-
-        grads = pull_flat([fnp.ones((), aval.dtype)], consume=True)
+        grads = pull_flat([_unit_seed(out, aval.dtype)], consume=True)
         g = grads[0] if single else grads
         return ((out, aux), g) if has_aux else (out, g)
 

@@ -99,7 +99,9 @@ conj_p = _u("conjugate", lambda x, y: 1)
 # --- binary -----------------------------------------------------------------------------
 def _pow_dx(x, y, out):
     if isinstance(y, (int, float)):
-        return 0 if y == 0 else y * x ** (y - 1)
+        if y == 0 or y == 1:  # constants: no x**0 array for higher derivatives to carry
+            return y
+        return y * x ** (y - 1)
     # d/dx x**y = y * x**(y-1), defined as 0 at x == y == 0 (where the formula is 0 * inf).
     # The inner where keeps the untaken branch finite so its derivatives stay finite too.
     both_zero = fnp.logical_and(x == 0, y == 0)
