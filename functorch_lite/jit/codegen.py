@@ -27,6 +27,7 @@ import math
 
 import numpy as np
 
+from functorch_lite.jit import fusion_gpu
 from functorch_lite.jit.fusion import fuse
 from functorch_lite.jit.graph import Literal
 
@@ -119,6 +120,8 @@ class Emitter:
     def compile(self, graph, name):
         if self.xp is np:
             graph = fuse(graph)
+        elif fusion_gpu.writes_kernels(self.xp):  # CuPy: one CUDA kernel per cluster
+            graph = fuse(graph, fusion_gpu.POLICY)
         params = [self.define(v) for v in graph.invars]
         self.emit_body(graph, track_liveness=True)
         outs = [self.name(v) for v in graph.outvars]
