@@ -6,7 +6,6 @@ import numpy as np
 
 from functorch_lite import tree as tree_util
 from functorch_lite.core import Array, asarray_default
-from functorch_lite.data._datasets import wrap_batch
 
 __all__ = ["default_collate"]
 
@@ -33,33 +32,72 @@ def default_collate(samples):
         ((2, 2), Array([0, 1], dtype=int64))
     """
     samples = list(samples)
-    treedef, leaves = collate_numpy(samples, range(len(samples)), "fl.data.default_collate")
-    return wrap_batch(treedef, leaves)
+    return to_arrays(collate_numpy(samples, range(len(samples)), "fl.data.default_collate"))
 
 
 def collate_numpy(samples, indices, fn_name="fl.data.DataLoader"):
-    """``(treedef, stacked NumPy leaves)`` of ``samples``; ``indices`` (the samples' indices
-    in the dataset) only name the samples in error messages."""
+    """The batch pytree of ``samples`` with stacked NumPy leaves; ``indices`` (the samples'
+    indices in the dataset) only name the samples in error messages."""
     if not samples:
         raise ValueError(f"{fn_name}: there are no samples to collate")
-    indices = list(indices)
-    first_leaves, treedef = tree_util.flatten(samples[0])
-    columns = [[leaf] for leaf in first_leaves]
-    for position, sample in enumerate(samples[1:], 1):
+    return _collate(list(samples), list(indices), fn_name, "")
+
+
+def _collate(column, indices, fn_name, path):
+    """Collate ``column`` (the same position of every sample, at key path ``path``).
+
+    Dicts, lists and tuples (the usual samples) are walked here, one level at a time,
+    which costs a fraction of flattening every sample; other pytree nodes go through
+    ``fl.tree`` (:func:`_collate_nodes`)."""
+    first = column[0]
+    kind = type(first)
+    if kind is dict:
+        keys = first.keys()
+        for position, sample in enumerate(column):
+            if type(sample) is not dict or sample.keys() != keys:
+                raise _structure_error(fn_name, path, column, indices, position)
+        return {key: _collate([sample[key] for sample in column], indices, fn_name,
+                              f"{path}[{key!r}]") for key in keys}
+    if kind is tuple or kind is list or (isinstance(first, tuple) and hasattr(kind, "_fields")):
+        size = len(first)
+        for position, sample in enumerate(column):
+            if type(sample) is not kind or len(sample) != size:
+                raise _structure_error(fn_name, path, column, indices, position)
+        parts = [_collate([sample[i] for sample in column], indices, fn_name, f"{path}[{i}]")
+                 for i in range(size)]
+        return kind(*parts) if kind is not tuple and kind is not list else kind(parts)
+    if tree_util.structure(first).node_data() is None:
+        return _stack(fn_name, path or "<root>", column, indices)
+    return _collate_nodes(column, indices, fn_name, path)
+
+
+def _collate_nodes(column, indices, fn_name, path):
+    """Collate values whose top node is another pytree node (None, a registered class)."""
+    first_leaves, treedef = tree_util.flatten(column[0])
+    leaf_columns = [[leaf] for leaf in first_leaves]
+    for position, sample in enumerate(column[1:], 1):
         leaves, other = tree_util.flatten(sample)
         if other != treedef:
-            raise ValueError(
-                f"{fn_name}: samples of one batch must share their pytree structure, but "
-                f"sample {indices[0]} is {treedef} and sample {indices[position]} is "
-                f"{other}; make __getitem__ return the same structure for every index, or "
-                f"pass a collate_fn")
-        for column, leaf in zip(columns, leaves):
-            column.append(leaf)
-    return treedef, [_stack(fn_name, treedef, j, column, indices)
-                     for j, column in enumerate(columns)]
+            raise _structure_error(fn_name, path, column, indices, position)
+        for leaf_column, leaf in zip(leaf_columns, leaves):
+            leaf_column.append(leaf)
+    leaf_paths = [path + tree_util.keystr(key_path)
+                  for key_path, _ in tree_util.flatten_with_path(column[0])[0]]
+    return tree_util.unflatten(treedef, [
+        _stack(fn_name, leaf_path or "<root>", leaf_column, indices)
+        for leaf_path, leaf_column in zip(leaf_paths, leaf_columns)])
 
 
-def _stack(fn_name, treedef, j, column, indices):
+def _structure_error(fn_name, path, column, indices, position):
+    where = f" at {path}" if path else ""
+    return ValueError(
+        f"{fn_name}: samples of one batch must share their pytree structure, but{where} "
+        f"sample {indices[0]} is {tree_util.structure(column[0])} and sample "
+        f"{indices[position]} is {tree_util.structure(column[position])}; make __getitem__ "
+        f"return the same structure for every index, or pass a collate_fn")
+
+
+def _stack(fn_name, path, column, indices):
     if isinstance(column[0], _PY_NUMBERS):
         return asarray_default(column)
     try:
@@ -68,25 +106,18 @@ def _stack(fn_name, treedef, j, column, indices):
         buffers = [None]
     if buffers[0] is None or buffers[0].dtype.kind not in _NUMERIC_KINDS:
         raise TypeError(
-            f"{fn_name}: leaf {_leaf_path(treedef, j)} of sample {indices[0]} is a "
+            f"{fn_name}: leaf {path} of sample {indices[0]} is a "
             f"{type(column[0]).__name__}, which cannot be stacked into an array; return "
             f"arrays or numbers from __getitem__, or pass a collate_fn")
     shape = buffers[0].shape
     for position, buf in enumerate(buffers):
         if buf.shape != shape:
             raise ValueError(
-                f"{fn_name}: leaf {_leaf_path(treedef, j)} has shape {shape} in sample "
+                f"{fn_name}: leaf {path} has shape {shape} in sample "
                 f"{indices[0]} but {buf.shape} in sample {indices[position]}; samples of "
                 f"one batch are stacked, so each leaf needs one shape (pad or resize them, "
                 f"or pass a collate_fn)")
     return np.stack(buffers)
-
-
-def _leaf_path(treedef, j):
-    """The key path of leaf ``j`` of ``treedef``, for messages."""
-    placeholder = tree_util.unflatten(treedef, range(treedef.num_leaves))
-    path = tree_util.flatten_with_path(placeholder)[0][j][0]
-    return tree_util.keystr(path) or "<root>"
 
 
 def to_arrays(batch):
@@ -116,8 +147,7 @@ def load_batch(dataset, indices, collate_fn):
     try:
         if collate_fn is not None:
             return collate_fn(samples)
-        treedef, leaves = collate_numpy(samples, indices.tolist())
-        return tree_util.unflatten(treedef, leaves)
+        return collate_numpy(samples, indices.tolist())
     except Exception as error:
         who = "the default collate" if collate_fn is None else f"collate_fn {collate_fn!r:.60}"
         add_note(error, f"fl.data.DataLoader: raised by {who} on samples "

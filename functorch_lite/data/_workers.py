@@ -65,10 +65,13 @@ class _WorkerPool:
         self._finalizer = weakref.finalize(self, _shut_down, self._procs, self._readers)
         for worker in range(count):
             reader, writer = context.Pipe(duplex=False)
+            # A forked worker inherits our read ends; it must close them, or closing ours
+            # would not make its writes fail. (Other methods pass only what is in args.)
+            inherited = [*self._readers, reader] if method == "fork" else []
             proc = context.Process(
                 target=_work, name=f"fl.data worker {worker}", daemon=True,
                 args=(worker, count, loader.dataset, loader.collate_fn, order,
-                      loader.batch_size, num_batches, loader.prefetch, writer))
+                      loader.batch_size, num_batches, loader.prefetch, writer, inherited))
             try:
                 proc.start()
             except (pickle.PicklingError, AttributeError, TypeError) as error:
@@ -158,10 +161,12 @@ def _remote_error(worker, number, error_type, type_name, message, notes, formatt
 # Inside a worker
 # --------------------------------------------------------------------------------------
 def _work(worker, count, dataset, collate_fn, order, batch_size, num_batches, prefetch,
-          writer):
+          writer, inherited):
     # Ctrl-C reaches every process of the terminal; the main process handles it (its loop
     # stops, which stops us), so a worker ignores it instead of printing a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for reader in inherited:
+        reader.close()
     ready = queue.Queue(maxsize=prefetch)
     sender = threading.Thread(target=_send_all, args=(ready, writer), daemon=True)
     sender.start()

@@ -203,3 +203,23 @@ def test_default_collate_rejects_strings():
         data.default_collate([(1, "a"), (2, "b")])
     with pytest.raises(ValueError, match="no samples"):
         data.default_collate([])
+
+
+def test_default_collate_walks_namedtuples_ordered_dicts_and_none():
+    import collections
+
+    Point = collections.namedtuple("Point", "x y")
+    samples = [collections.OrderedDict(p=Point(i, np.full(2, i)), none=None) for i in range(3)]
+    batch = data.default_collate(samples)
+    assert type(batch) is collections.OrderedDict and batch["none"] is None
+    assert type(batch["p"]) is Point
+    assert batch["p"].x.tolist() == [0, 1, 2] and batch["p"].y.shape == (3, 2)
+
+
+def test_default_collate_names_where_nested_structures_differ():
+    samples = [{"a": (1, 2)}, {"a": (1, 2, 3)}]
+    with pytest.raises(ValueError, match=r"at \['a'\] sample 0 is PyTreeDef\(\(\*, \*\)\) and "
+                                         r"sample 1 is PyTreeDef\(\(\*, \*, \*\)\)"):
+        data.default_collate(samples)
+    with pytest.raises(ValueError, match=r"leaf \['a'\]\[1\] has shape \(\) in sample 0"):
+        data.default_collate([{"a": (1, np.float32(2))}, {"a": (1, np.zeros(2))}])

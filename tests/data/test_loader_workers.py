@@ -101,3 +101,16 @@ def test_an_unpicklable_collate_fn_is_named_with_the_fix():
     with pytest.raises(TypeError, match=r"worker processes \(start method 'forkserver'\).*"
                                         r"start_method='fork'"):
         list(loader.epoch(0))
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork")
+def test_forked_workers_take_lambdas_and_stop_on_break():
+    loader = data.DataLoader(Squares(30), 3, shuffle=True, num_workers=2, start_method="fork",
+                             collate_fn=lambda samples: [s["pid"] for s in samples])
+    want = data.DataLoader(Squares(30), 3, shuffle=True, collate_fn=lambda s: len(s))
+    assert [len(b) for b in loader.epoch(0)] == list(want.epoch(0))
+    pids = set()
+    for batch in loader.epoch(1):
+        pids.update(batch)
+        break
+    _assert_workers_stopped(pids)
