@@ -10,6 +10,13 @@ A call while another transform is active (``grad(jit(f))``, ``vmap(jit(f))``) st
 evaluates the graph equation by equation on the current trace: the enclosing transform
 sees the primitives, custom rules included. Inside a staging trace (``jit`` of a
 function that calls a jitted function, or a control-flow body) the function is inlined.
+
+Donation (``donate_argnums``, JAX semantics): at top level, the buffers of the donated
+arguments' leaves may be overwritten by the call (an SGD step writes the new parameters
+over the old ones), and each donated ``fl.Array`` is invalidated afterwards (any use
+raises, ``x.is_deleted()`` is true). A buffer is only handed to the generated code when
+the Array is its sole holder (see :func:`_sole_owner`); under an outer transform or
+inside another jit, donation is ignored.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import sys
 
 import numpy as np
 
@@ -27,6 +35,7 @@ from functorch_lite.core import (
     Array,
     ShapedArray,
     Tracer,
+    _DeletedBuffer,
     asarray_default,
     aval_of,
     ctx,
@@ -137,17 +146,33 @@ def _sig_str(entry):
 
 
 class _Entry:
-    """One compiled specialization: the generated function and how to unpack its result."""
+    """One compiled specialization: the generated function and how to unpack its result.
 
-    __slots__ = ("fn", "graph", "out_tree", "out_avals", "single", "key")
+    ``donated`` lists the leaves in donated positions (Python scalars left out), with the
+    error message each invalidated Array will carry; ``variant(leaves)`` is the function
+    compiled to overwrite the buffers of those leaves.
+    """
 
-    def __init__(self, fn, graph, out_tree, key):
+    __slots__ = ("fn", "graph", "staged", "xp", "out_tree", "out_avals", "single", "key",
+                 "donated", "donated_messages")
+
+    def __init__(self, fn, staged, xp, out_tree, key):
         self.fn = fn
-        self.graph = graph
+        self.graph = fn.graph  # after fusion: what ``lower`` shows
+        self.staged = staged   # before fusion: what donating variants are compiled from
+        self.xp = xp
         self.out_tree = out_tree
-        self.out_avals = graph.out_avals
+        self.out_avals = staged.out_avals
         self.single = out_tree == _LEAF  # the function returns one array
         self.key = key
+        self.donated = ()
+        self.donated_messages = ()
+
+    def variant(self, donated):
+        """The function that may overwrite the buffers of the leaves ``donated``."""
+        if not donated:
+            return self.fn
+        return compile_graph(self.staged, self.xp, self.fn.__name__, donated)
 
     def unpack(self, outs):
         if self.single:
@@ -172,6 +197,38 @@ def _array_signature(args):
             return None
         sig.append((b.shape, b.dtype))
     return tuple(sig)
+
+
+def _holders(x):
+    """How many references to ``x`` exist besides those of this call (the argument is a
+    temporary: an element or attribute read, never a local, whose count differs across
+    CPython versions)."""
+    return sys.getrefcount(x) - _CALL_REFS
+
+
+_CALL_REFS = 0
+_CALL_REFS = _holders(object())  # a temporary that nothing else holds
+
+
+def _sole_owner(leaf, bufs, i):
+    """Whether the donated ``leaf`` (an Array) is the only holder of its buffer ``bufs[i]``,
+    a writable contiguous NumPy array, and of the memory it views.
+
+    Anything else holding it would see the buffer change: the same Array or buffer passed
+    twice, a view the caller kept (``y = x.T``), the ndarray the Array was made from, a
+    constant captured by a compiled function. Reference counts tell: the buffer is held by
+    the Array and by the call's buffer list ``bufs``, and the array it views, if any, only
+    by the buffer.
+    """
+    if type(leaf) is not Array or type(bufs[i]) is not np.ndarray or _holders(bufs[i]) != 2:
+        return False
+    flags = bufs[i].flags
+    if not (flags.writeable and (flags.c_contiguous or flags.f_contiguous)):
+        return False
+    if bufs[i].base is None:
+        return True
+    return (type(bufs[i].base) is np.ndarray and bufs[i].base.base is None
+            and _holders(bufs[i].base) == 1)
 
 
 def _wrap_output(buf, aval):
@@ -215,8 +272,15 @@ class Jitted:
                 nums += (self._params.index(name),)
         self.static_argnums = tuple(sorted(set(nums)))
         self.static_argnames = frozenset(names)
-        self.donate_argnums = donate_argnums  # accepted for JAX compatibility; no effect
+        donate = (donate_argnums,) if isinstance(donate_argnums, int) else donate_argnums
+        self.donate_argnums = tuple(sorted(set(donate)))
+        # A donated argument may be passed by name too.
+        self._donate_argnames = frozenset(
+            self._params[n] for n in self.donate_argnums
+            if self._params is not None and 0 <= n < len(self._params))
         self._has_static = bool(self.static_argnums or self.static_argnames)
+        # Calls that may take the positional-Arrays fast path in __call__.
+        self._plain = not (self._has_static or self.donate_argnums)
         # (leaf signature, static key, x64) -> [(treedef, entry)]: comparing a treedef
         # with == is cheaper than hashing it on every call.
         self._cache = {}
@@ -257,19 +321,36 @@ class Jitted:
         try:
             if ctx.trace is not None or state.disabled:
                 return self._call_inside_trace(args, kwargs, None)
-            if not kwargs and not self._has_static:
+            if not kwargs and self._plain:
                 entry = self._array_cache.get((_array_signature(args), settings.x64))
                 if entry is not None:
                     self._last_key = entry.key
                     return entry.unpack(entry.fn(*[a._buf for a in args]))
-            entry, bufs = self._lookup(args, kwargs, None)
+            entry, bufs, leaves = self._lookup(args, kwargs, None)
+            if entry.donated:
+                return entry.unpack(self._run_donating(entry, bufs, leaves))
             return entry.unpack(entry.fn(*bufs))
         except Exception as e:  # free until raised (Python 3.11+)
             hide_internal_frames(e)
             raise
 
+    @staticmethod
+    def _run_donating(entry, bufs, leaves):
+        """Run ``entry`` over the buffers of the donated leaves it solely holds, then
+        invalidate every donated Array (also when the call fails: its buffer may be half
+        overwritten)."""
+        donated = tuple(i for i in entry.donated if _sole_owner(leaves[i], bufs, i))
+        fn = entry.variant(donated)
+        try:
+            return fn(*bufs)
+        finally:
+            for i, message in zip(entry.donated, entry.donated_messages):
+                if type(leaves[i]) is Array:
+                    leaves[i]._buf = _DeletedBuffer(message)
+
     def _lookup(self, args, kwargs, instance):
-        """``(entry, buffers)`` for a call: the compiled specialization (made on a miss)."""
+        """``(entry, buffers, leaves)`` for a call: the compiled specialization (made on a
+        miss), the leaves of the dynamic arguments and their buffers."""
         if self._has_static or kwargs or instance is not None:
             dyn, static_key = self._split(args, kwargs, instance)
         else:
@@ -285,7 +366,7 @@ class Jitted:
             if not static_key and _array_signature(args) is not None:
                 self._array_cache[(sig, x64)] = entry
         self._last_key = entry.key
-        return entry, bufs
+        return entry, bufs, leaves
 
     def _compile(self, key, dyn, bufs):
         self._note_retrace(key, dyn)
@@ -293,8 +374,26 @@ class Jitted:
         avals = [_PY_SCALAR_AVALS[s] if type(s) is type else ShapedArray(s[0], s[1])
                  for s in sig]
         graph, captured, out_tree = self._trace(treedef, avals, static_key)
-        fn = compile_graph(graph, xp_of(bufs), self._name)
-        return _Entry(fn, fn.graph, out_tree, key)
+        xp = xp_of(bufs)
+        entry = _Entry(compile_graph(graph, xp, self._name), graph, xp, out_tree, key)
+        if self.donate_argnums:
+            self._plan_donation(entry, dyn, static_key, sig)
+        return entry
+
+    def _plan_donation(self, entry, dyn, static_key, sig):
+        """Which leaves of a call with this signature are donated, and their messages."""
+        origins = self._leaf_origins(dyn, static_key)
+        donated = [i for i, (origin, _) in enumerate(origins)
+                   if type(sig[i]) is not type  # a Python scalar has no buffer
+                   and (origin in self.donate_argnums if type(origin) is int
+                        else origin in self._donate_argnames)]
+        paths = self._leaf_paths(dyn, static_key)
+        entry.donated = tuple(donated)
+        entry.donated_messages = tuple(
+            f"jit({self._name}): the argument {paths[i]} was donated "
+            f"(donate_argnums={self.donate_argnums}), so its buffer may now hold one of "
+            f"the results and the array was invalidated. Use the values jit({self._name}) "
+            "returned instead, or do not donate the argument." for i in donated)
 
     def _call_inside_trace(self, args, kwargs, instance):
         if state.disabled or isinstance(ctx.trace, StagingTrace):
@@ -399,24 +498,26 @@ class Jitted:
             args.insert(0, inst.obj)
         return args, kwargs
 
-    # --- retrace reasons -------------------------------------------------------------
-    def _leaf_paths(self, dyn, static_key):
-        """A readable name per leaf of the dynamic arguments (``x``, ``params['w']``)."""
+    # --- leaves and their names -----------------------------------------------------
+    def _leaf_origins(self, dyn, static_key):
+        """Per leaf of the dynamic arguments: ``(argument, key path inside it)``, where
+        the argument is its position (counting ``self`` of a bound method) or, for one
+        passed by keyword, its name."""
         pairs, _ = tree_util.flatten_with_path(dyn)
         if not static_key:  # dyn is the positional arguments
-            return [self._arg_name(path[0].idx) + tree_util.keystr(path[1:])
-                    for path, _ in pairs]
+            return [(path[0].idx, path[1:]) for path, _ in pairs]
         nargs, static_pos, _, inst = static_key
         static_idx = {i for i, _, _ in static_pos}
-        positions = [i for i in range(nargs) if i not in static_idx]
-        names = []
-        for path, _ in pairs:
-            if path[0].idx == 0:
-                head = self._arg_name(positions[path[1].idx], inst)
-            else:
-                head = str(path[1].key)
-            names.append(head + tree_util.keystr(path[2:]))
-        return names
+        positions = [i + (inst is not None) for i in range(nargs) if i not in static_idx]
+        return [(positions[path[1].idx] if path[0].idx == 0 else str(path[1].key), path[2:])
+                for path, _ in pairs]
+
+    def _leaf_paths(self, dyn, static_key):
+        """A readable name per leaf of the dynamic arguments (``x``, ``params['w']``)."""
+        return [(self._arg_name(origin) if type(origin) is int else origin)
+                + tree_util.keystr(path) for origin, path in self._leaf_origins(dyn, static_key)]
+
+    # --- retrace reasons -------------------------------------------------------------
 
     def _note_retrace(self, key, dyn):
         old = self._last_key
@@ -448,8 +549,10 @@ class Jitted:
         return self._lower(args, kwargs, None)
 
     def _lower(self, args, kwargs, instance):
-        entry, _ = self._lookup(args, kwargs, instance)
-        return Lowered(entry.graph, entry.fn.source)
+        entry, _, leaves = self._lookup(args, kwargs, instance)
+        # With donation: the code a call runs when it may overwrite every donated Array.
+        fn = entry.variant(tuple(i for i in entry.donated if type(leaves[i]) is Array))
+        return Lowered(entry.graph, fn.source)
 
     def _make_graph(self, args, kwargs, optimized=True):
         dyn, static_key = self._split(args, kwargs, None)
@@ -516,7 +619,9 @@ class _BoundJitted:
         try:
             if ctx.trace is not None or state.disabled:
                 return jitted._call_inside_trace(args, kwargs, self.obj)
-            entry, bufs = jitted._lookup(args, kwargs, self.obj)
+            entry, bufs, leaves = jitted._lookup(args, kwargs, self.obj)
+            if entry.donated:
+                return entry.unpack(jitted._run_donating(entry, bufs, leaves))
             return entry.unpack(entry.fn(*bufs))
         except Exception as e:
             hide_internal_frames(e)
@@ -563,7 +668,14 @@ def jit(fun=None, *, static_argnums=(), static_argnames=(), donate_argnums=()):
         fun: the function (arrays or pytrees of arrays in and out).
         static_argnums, static_argnames: arguments passed to ``fun`` as Python values;
             they must be hashable, and each distinct value traces anew.
-        donate_argnums: accepted for JAX compatibility; buffers are not donated.
+        donate_argnums: positions of arguments whose buffers the call may reuse for its
+            results (JAX semantics): an SGD step donating its parameters and optimizer
+            state writes the new values over the old ones instead of allocating. After a
+            top-level call each donated ``fl.Array`` is invalidated: using it raises a
+            RuntimeError, ``x.is_deleted()`` is true; use the returned values. A leaf
+            that is not an ``fl.Array``, or whose buffer something else also holds (the
+            same array passed twice, a view of it), is read but never overwritten.
+            Ignored under an outer transform or inside another jit.
 
     Returns:
         A :class:`Jitted` callable with ``lower(*args)``, ``trace_count``,

@@ -10,6 +10,13 @@ primitives (``custom_vjp_call`` ...) are inlined from their traced body. The sou
 compiled once per graph and backend; its text is registered with ``linecache`` so an
 error raised inside it shows the generated line.
 
+Buffers (NumPy backend). Every local value is deleted after its last use, so NumPy can
+recycle its memory at once. Better still, an elementwise op whose operand dies at that op
+writes its result into the operand's buffer (``v7 = xp.multiply(v3, v5, out=v3)``) when
+the buffer is the function's own: see :meth:`Emitter._reuse_dying_buffers` for when that
+is safe. Inputs donated by the caller (``jit(..., donate_argnums=...)``) count as the
+function's own, so a training step can write its new parameters over the old ones.
+
 Value conventions inside generated code (they match what eager ``bind`` sees):
 * a non-weak 0-d result is an ndarray (NumPy ufuncs return scalars for 0-d inputs, and
   some impls need ndarray methods), so it is wrapped with ``xp.asarray``;
@@ -29,7 +36,7 @@ import numpy as np
 
 from functorch_lite.jit import fusion_gpu
 from functorch_lite.jit.fusion import fuse
-from functorch_lite.jit.graph import Literal
+from functorch_lite.jit.graph import Literal, is_effectful
 
 __all__ = ["compile_graph", "run_graph", "Emitter"]
 
@@ -37,15 +44,27 @@ _PY_SCALARS = (bool, int, float, complex)
 _PY_TYPE_OF_KIND = {"b": "bool", "i": "int", "u": "int", "f": "float", "c": "complex"}
 _counter = itertools.count()
 
+# Smallest result (elements) for which an elementwise op takes over a dying operand's
+# buffer. Measured on the 2-vCPU Xeon: a chain of 4 float32 ufuncs written in place ran, in
+# the time of the same chain making fresh results (each freed by ``del``), 1.03x at 16
+# elements, 0.98x at 256, 0.93x at 1K, 0.90x at 4K, 0.78x at 16K, 0.73-0.81x from 64K to
+# 512K and 0.57-0.66x at 1e6-4e6 (no page faults, and the buffer is still in cache).
+REUSE_MIN_SIZE = 1 << 12
+# Primitives whose generated code always returns a new buffer, never a view of an operand.
+_FRESH_RESULTS = frozenset({"matmul", "fused_elementwise"})
 
-def compile_graph(graph, xp, name="jitted"):
+
+def compile_graph(graph, xp, name="jitted", donated=()):
     """A Python function ``fn(*buffers) -> tuple of buffers`` computing ``graph``.
 
-    Cached on the graph per backend module. ``fn.source`` holds the generated text.
+    ``donated``: positions of inputs whose buffers the function may overwrite (the caller
+    hands them over and never reads them again). Cached on the graph per backend module
+    and donation. ``fn.source`` holds the generated text.
     """
-    fn = graph.compiled_cache.get(xp)
+    key = (xp, donated) if donated else xp
+    fn = graph.compiled_cache.get(key)
     if fn is None:
-        fn = graph.compiled_cache[xp] = Emitter(xp).compile(graph, name)
+        fn = graph.compiled_cache[key] = Emitter(xp).compile(graph, name, donated)
     return fn
 
 
@@ -117,7 +136,7 @@ class Emitter:
         self.lines.append("    " * indent + line)
 
     # --- whole functions -------------------------------------------------------------
-    def compile(self, graph, name):
+    def compile(self, graph, name, donated=()):
         if self.xp is np:
             graph = fuse(graph)
         elif fusion_gpu.writes_kernels(self.xp):  # CuPy: one CUDA kernel per cluster
@@ -125,6 +144,8 @@ class Emitter:
         params = [self.define(v) for v in graph.invars]
         self.emit_body(graph, track_liveness=True)
         outs = [self.name(v) for v in graph.outvars]
+        if self.xp is np:
+            self._reuse_dying_buffers(set(outs), {params[i] for i in donated})
         self._free_dead_values(set(outs))
         self.emit(f"return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
         fname = "".join(c if c.isalnum() else "_" for c in name)
@@ -144,7 +165,7 @@ class Emitter:
         """Emit ``graph``'s equations; its inputs must already have names.
 
         ``track_liveness``: remember, per equation, the lines it emitted and the local names
-        it read, so that :meth:`_free_dead_values` can drop each value after its last use.
+        it reads and defines (a :class:`_Block`), for the buffer planning that follows.
         """
         for v, value in zip(graph.constvars, graph.consts):
             buf = value._buf
@@ -154,10 +175,65 @@ class Emitter:
         self._blocks = []
         for eqn in graph.eqns:
             start = len(self.lines)
-            reads = {self.name(v) for v in eqn.inputs if type(v) is not Literal}
+            reads = [self.name(v) for v in eqn.inputs if type(v) is not Literal]
             self.emit_eqn(eqn, indent)
             if track_liveness:
-                self._blocks.append((start, len(self.lines), reads))
+                outs = [self.name(v) for v in eqn.outputs]
+                self._blocks.append(_Block(start, len(self.lines), eqn, reads, outs))
+
+    def _reuse_dying_buffers(self, keep, donated):
+        """Rewrite ``v7 = xp.multiply(v3, v5)`` as ``v7 = xp.multiply(v3, v5, out=v3)``
+        where that cannot change what the program computes.
+
+        An operand's buffer is taken only when all of these hold:
+        * the op is a plain ufunc call with one result, of the operand's shape and dtype,
+          and at least :data:`REUSE_MIN_SIZE` elements;
+        * the buffer is *owned*: a new array made by an earlier equation of this function
+          (a ufunc result, a matmul, a fused cluster's output) or a donated input; never a
+          caller's input, a constant or a view (reshape, transpose, broadcast_to and
+          indexing may return views of their operand, and so may control flow);
+        * no one else can see it afterwards: the value is not returned, not passed to an
+          effectful primitive, and every value that may share its memory (a view of it, or
+          the result of any op that may return a view of it) is dead before this op, so
+          no later read sees the change and NumPy needs no copy of an overlapping operand.
+        """
+        last = {}
+        for i, block in enumerate(self._blocks):
+            for name in block.reads:
+                last[name] = i
+        pinned = set(keep)
+        owned = set(donated)
+        memory = _SharedMemory()
+        for i, block in enumerate(self._blocks):
+            eqn = block.eqn
+            if is_effectful(eqn):
+                pinned.update(block.reads)
+            if self._is_plain_ufunc(eqn) and block.stop - block.start == 1:
+                operand = self._dying_operand(block, i, last, pinned, owned, memory)
+                if operand is not None:
+                    line = self.lines[block.start]
+                    self.lines[block.start] = f"{line[:-1]}, out={operand})"
+                    memory.join(block.outs + [operand])
+                owned.add(block.outs[0])
+            elif eqn.prim.name in _FRESH_RESULTS:
+                owned.update(block.outs)
+            else:
+                memory.join(block.outs + block.reads)
+
+    @staticmethod
+    def _dying_operand(block, i, last, pinned, owned, memory):
+        """The operand of ``block`` (equation ``i``) whose buffer its result may take."""
+        out = block.eqn.outputs[0].aval
+        if out.size < REUSE_MIN_SIZE:
+            return None
+        operands = [v for v in block.eqn.inputs if type(v) is not Literal]
+        for v, name in zip(operands, block.reads):
+            if (name in owned and last[name] == i and name not in pinned
+                    and v.aval.shape == out.shape and v.aval.dtype == out.dtype
+                    and all(other == name or (last.get(other, -1) < i and other not in pinned)
+                            for other in memory.group(name))):
+                return name
+        return None
 
     def _free_dead_values(self, keep):
         """Insert ``del`` after each local value's last use.
@@ -168,20 +244,20 @@ class Emitter:
         than eager on an MLP step.
         """
         last = {}
-        for i, (_, _, reads) in enumerate(self._blocks):
-            for name in reads:
+        for i, block in enumerate(self._blocks):
+            for name in block.reads:
                 if name.startswith("v") and name not in keep:
                     last[name] = i
         dead_after = {}
         for name, i in last.items():
             dead_after.setdefault(i, []).append(name)
-        lines = self.lines[:self._blocks[0][0]] if self._blocks else list(self.lines)
-        for i, (start, stop, _) in enumerate(self._blocks):
-            lines.extend(self.lines[start:stop])
-            if i in dead_after and stop > start:  # equations of a function body: indent 1
+        lines = self.lines[:self._blocks[0].start] if self._blocks else list(self.lines)
+        for i, block in enumerate(self._blocks):
+            lines.extend(self.lines[block.start:block.stop])
+            if i in dead_after and block.stop > block.start:  # a function body: indent 1
                 lines.append(f"    del {', '.join(sorted(dead_after[i]))}")
         if self._blocks:
-            lines.extend(self.lines[self._blocks[-1][1]:])
+            lines.extend(self.lines[self._blocks[-1].stop:])
         self.lines = lines
 
     def emit_eqn(self, eqn, indent=1):
@@ -208,12 +284,26 @@ class Emitter:
                 self.emit(f"{name} = {fixed}", indent)
 
     def _call(self, prim, params, ins):
-        emit = prim.emit
-        if (not params and type(emit) is str and getattr(prim, "elementwise", False)
-                and callable(getattr(self.xp, emit, None))):
-            return f"xp.{emit}({', '.join(ins)})"
+        if self._is_backend_call(prim, params):
+            return f"xp.{prim.emit}({', '.join(ins)})"
         fn = functools.partial(prim.impl, self.xp, **params)
         return f"{self.global_(fn, prim.name)}({', '.join(ins)})"
+
+    def _is_backend_call(self, prim, params):
+        """Whether ``prim`` is written as a direct call of the backend function it names
+        (``xp.sin(v1)``): an elementwise primitive without params."""
+        emit = prim.emit
+        return (not params and type(emit) is str and getattr(prim, "elementwise", False)
+                and callable(getattr(self.xp, emit, None)))
+
+    def _is_plain_ufunc(self, eqn):
+        """Whether ``eqn`` is written as one call of a one-result ufunc (takes ``out=``)."""
+        prim = eqn.prim
+        if (getattr(prim, "emit_code", None) is not None or eqn.subgraph is not None
+                or prim.multiple_results or not self._is_backend_call(prim, eqn.params)):
+            return False
+        ufunc = getattr(self.xp, prim.emit)
+        return isinstance(ufunc, np.ufunc) and ufunc.nout == 1
 
     def _inline(self, eqn, ins, indent):
         sub = eqn.subgraph
@@ -231,3 +321,46 @@ class Emitter:
         if aval.weak_type:
             return f"{_PY_TYPE_OF_KIND[aval.dtype.kind]}({expr})"
         return f"_as0({expr})"
+
+
+class _Block:
+    """One top-level equation in the generated source: its lines ``[start, stop)`` and the
+    local names it reads (operands, in order, literals left out) and defines."""
+
+    __slots__ = ("start", "stop", "eqn", "reads", "outs")
+
+    def __init__(self, start, stop, eqn, reads, outs):
+        self.start = start
+        self.stop = stop
+        self.eqn = eqn
+        self.reads = reads
+        self.outs = outs
+
+
+class _SharedMemory:
+    """Which local names may share memory: union-find over names (union by size), each
+    root holding the members of its group."""
+
+    def __init__(self):
+        self._parent = {}
+        self._members = {}
+
+    def _root(self, name):
+        parent = self._parent
+        while name in parent:
+            name = parent[name]
+        return name
+
+    def group(self, name):
+        """The names that may share memory with ``name`` (itself included)."""
+        return self._members.get(self._root(name), (name,))
+
+    def join(self, names):
+        """Record that all of ``names`` may share memory."""
+        roots = sorted(dict.fromkeys(self._root(n) for n in names),
+                       key=lambda r: len(self._members.get(r, ())), reverse=True)
+        big = roots[0]
+        members = self._members.setdefault(big, [big])
+        for root in roots[1:]:
+            self._parent[root] = big
+            members.extend(self._members.pop(root, [root]))
