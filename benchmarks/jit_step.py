@@ -3,9 +3,10 @@ first-call (trace + compile) time of a long function.
 
 (a) One SGD step (forward, backward, update) of a relu MLP with softmax cross-entropy,
     float32: 64-256-256-10 at batch 128 and 784-1024-1024-10 at batch 256.
-    ``fl.jit(step)`` (grad inside the jit) against a careful NumPy step (in-place
-    update) and against the same step without jit. Every candidate's first step is
-    checked against the hand-written one before timing.
+    ``fl.jit(step)`` (grad inside the jit), and the same with the parameters donated
+    (``donate_argnums=0``: the new weights are written over the old ones), against a
+    careful NumPy step (in-place update) and against the same step without jit. Every
+    candidate's first step is checked against the hand-written one before timing.
 (b) The first call of a jitted 1,000-op elementwise function: tracing, passes, code
     generation and ``compile()`` (target < 0.5 s), with the share of each stage; beside
     it, when installed, the first call of ``jax.jit`` of the same function (tracing,
@@ -63,20 +64,26 @@ def step_candidates(sizes, batch):
     np_params = [p.copy() for p in params0]
     x_fl, onehot_fl = fnp.asarray(x), fnp.asarray(onehot)
     jitted = fl.jit(sgd_step)
+    donating = fl.jit(sgd_step, donate_argnums=0)
+    # Donated parameters must be the Arrays' own buffers (not params0's memory).
     state = {"fl.jit": [fnp.asarray(p) for p in params0],
+             "fl.jit donate": [fnp.asarray(p.copy()) for p in params0],
              "fl eager": [fnp.asarray(p) for p in params0]}
 
     def jit_step():
         state["fl.jit"] = jitted(state["fl.jit"], x_fl, onehot_fl)
 
+    def donating_step():
+        state["fl.jit donate"] = donating(state["fl.jit donate"], x_fl, onehot_fl)
+
     def eager_step():
         state["fl eager"] = sgd_step(state["fl eager"], x_fl, onehot_fl)
 
     cands = {"numpy (by hand)": lambda: sgd_step_numpy(np_params, x, onehot),
-             "fl.jit": jit_step, "fl eager": eager_step}
+             "fl.jit": jit_step, "fl.jit donate": donating_step, "fl eager": eager_step}
     for step in cands.values():
         step()
-    for name in ("fl.jit", "fl eager"):
+    for name in ("fl.jit", "fl.jit donate", "fl eager"):
         for got, want in zip(state[name], np_params, strict=True):
             np.testing.assert_allclose(np.asarray(got), want, rtol=2e-4, atol=2e-6,
                                        err_msg=name)
