@@ -1,8 +1,8 @@
 """Elementwise fusion in the jit (functorch_lite/jit/fusion.py).
 
 Fused programs must compute what the unfused program and eager mode compute. Arrays are
-(256, 257): just above fusion's size threshold, with 127 rows per chunk, so each loop runs
-two full chunks and a short last one.
+(512, 257), twice fusion's size threshold, with 255 rows per chunk, so each loop runs two
+full chunks and a short last one.
 """
 
 import numpy as np
@@ -16,7 +16,7 @@ from functorch_lite.jit import fusion
 from functorch_lite.jit.graph import typecheck
 from functorch_lite.jit.staging import eval_graph
 
-SHAPE = (256, 257)
+SHAPE = (512, 257)
 assert SHAPE[0] * SHAPE[1] >= fusion.MIN_SIZE
 
 
@@ -200,7 +200,7 @@ def test_row_sums_sit_anywhere_and_a_column_sum_is_accumulated(dtype):
     names = [e.prim.name for e in node.subgraph.eqns]
     assert names.count("reduce_sum") == 2
     # Out: the row sums, the accumulated column sums and the last product.
-    assert sorted(v.aval.shape for v in node.outputs) == [(SHAPE[0],), SHAPE, (SHAPE[1],)]
+    assert sorted(v.aval.shape for v in node.outputs) == sorted([(SHAPE[0],), SHAPE, (SHAPE[1],)])
     got = fl.jit(f)(x)
     unfused = _without_fusion(f, x)
     np.testing.assert_array_equal(got[0], unfused[0])  # a chunk's row sums: the same bits
@@ -263,16 +263,16 @@ def test_1d_chain_with_accumulated_sum_max_and_min():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_3d_reductions_over_trailing_axes_keepdims_and_view_outputs(dtype):
-    shape = (64, 33, 40)   # 24 rows per chunk: chunks of 24, 24 and 16 rows
+    shape = (128, 33, 40)   # 49 rows per chunk: chunks of 49, 49 and 30 rows
 
     def f(x, b):
         c = x - fnp.mean(x, axis=(1, 2), keepdims=True)
-        m = fnp.max(c, axis=2, keepdims=True)           # (64, 33, 1)
+        m = fnp.max(c, axis=2, keepdims=True)           # (128, 33, 1)
         e = fnp.exp(c - m)
         p = e / fnp.sum(e, axis=2, keepdims=True)        # a softmax over the last axis
-        s = fnp.sum(p * b, axis=1)                       # (64, 40): a middle axis
+        s = fnp.sum(p * b, axis=1)                       # (128, 40): a middle axis
         wide = fnp.broadcast_to(m, shape)                # a broadcast view, returned
-        return p, s, m, wide, fnp.sum(p * c, axis=0), fnp.reshape(e * 2.0, (64, -1))
+        return p, s, m, wide, fnp.sum(p * c, axis=0), fnp.reshape(e * 2.0, (128, -1))
 
     x, b = _rand(shape, dtype), _rand((1, 33, 40), dtype, seed=1)
     graph = fl.make_graph(f)(x, b)
@@ -286,7 +286,7 @@ def test_3d_reductions_over_trailing_axes_keepdims_and_view_outputs(dtype):
 
 
 def test_different_row_widths_share_one_loop():
-    # (256, 257) and (256, 514) values in one cluster: chunks sized for the wider rows.
+    # (512, 257) and (512, 514) values in one cluster: chunks sized for the wider rows.
     def f(x):
         y = fnp.tanh(x) * 0.5
         z = fnp.concatenate([y, y], axis=1) + 1.0   # concatenate is not fused
@@ -296,6 +296,54 @@ def test_different_row_widths_share_one_loop():
     x = _rand(SHAPE)
     _assert_close(fl.jit(f)(x), _without_fusion(f, x), np.float32)
     _assert_close(fl.jit(f)(x), f(fnp.asarray(x)), np.float32)
+
+
+def test_threads_split_the_rows(monkeypatch):
+    # 8192 rows of 40: 1638 rows per chunk, 6 chunks (the last of 2 rows), 3 threads.
+    def f(x):
+        c = x - fnp.mean(x, axis=-1, keepdims=True)
+        y = fnp.tanh(c) * 2.0 + x
+        return y, fnp.sum(y * y, axis=-1), fnp.sum(y, axis=0), fnp.max(c, axis=0)
+
+    x = _rand((8192, 40), np.float64)
+    jitted = fl.jit(f)
+    assert "_parallel(" in jitted.lower(x).source
+    monkeypatch.setattr(fusion, "THREADS", 1)
+    alone = jitted(x)
+    monkeypatch.setattr(fusion, "THREADS", 3)
+    split = jitted(x)
+    for k in (0, 1, 3):   # rows computed by whichever thread: the same bits
+        np.testing.assert_array_equal(split[k], alone[k])
+    _assert_close(split, alone, np.float64)   # column sums: partial sums added in order
+    _assert_close(split, f(fnp.asarray(x)), np.float64)
+
+
+def test_negations_sink_and_broadcasts_fold_away_with_the_same_bits(monkeypatch):
+    def f(x, y):
+        s = fnp.sum(-fnp.tanh(x) * y, axis=1)     # -(sum(tanh(x) * y)): on the sums
+        return (s, x + -y, fnp.exp(x) - -fnp.sin(y), -fnp.cos(x) / y,
+                -fnp.abs(x) * -fnp.sqrt(fnp.abs(y)), -fnp.exp(y) - x,
+                fnp.broadcast_to(fnp.reshape(s, (8, 1)), x.shape) * y)
+
+    x, y = _rand((8, 5), np.float64), _rand((8, 5), np.float64, seed=1)
+    monkeypatch.setattr(fusion, "ENABLED", False)
+    graph = fl.make_graph(f)(x, y)
+    typecheck(graph)
+    negations = [e.outputs[0] for e in graph.eqns if e.prim.name == "negative"]
+    # Left: the sum's, -(cos(x) / y) and -(exp(y) + x), each a result of the function.
+    assert len(negations) == 3 and all(v in graph.outvars for v in negations)
+    assert "broadcast_to" not in str(graph)
+    got, want = fl.jit(f)(x, y), f(fnp.asarray(x), fnp.asarray(y))
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_the_layernorm_gradient_has_no_full_size_negation_or_broadcast(monkeypatch):
+    monkeypatch.setattr(fusion, "ENABLED", False)
+    graph = fl.make_graph(fl.grad(_loss))(_rand(SHAPE))
+    full = [e.prim.name for e in graph.eqns if e.outputs[0].aval.shape == SHAPE]
+    assert "negative" not in full and "broadcast_to" not in full
+    assert full.count("reshape") == 0
 
 
 def test_broadcast_operands_constants_and_noncontiguous_inputs():

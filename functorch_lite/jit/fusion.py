@@ -2,7 +2,7 @@
 
 In eager NumPy every elementwise op is a full pass over memory plus a fresh allocation, so
 a chain of ten ops on a large array is memory-bound ten times over. A fused cluster runs
-the same ufuncs over chunks of ~32K elements made of whole rows (a range of the leading
+the same ufuncs over chunks of ~64K elements made of whole rows (a range of the leading
 axis), each op writing into small reused buffers that stay in cache (``out=``); only the
 cluster's inputs and outputs touch main memory.
 
@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
@@ -60,11 +61,18 @@ ENABLED = os.environ.get("FL_JIT_FUSION", "1") != "0"
 MIN_SIZE = 1 << 16
 # Fewest equations worth a loop.
 MIN_OPS = 3
-# Elements per chunk. On the 2-vCPU Xeon (AVX-512), a 9-op gelu chain on 1024x1024 float32
-# ran 0.6-1.3x eager NumPy at 4K, 2.1x at 16K, 2.3x at 32K and 2.4x at 64K elements per
-# chunk; 32K keeps a cluster's few buffers (128 KiB each in float32) inside L2.
-CHUNK = 1 << 15
+# Elements per chunk (whole rows: a wider row gets one row). On the 2-vCPU Xeon (AVX-512), a
+# 9-op gelu chain on 1024x1024 float32 ran 0.6-1.3x eager NumPy at 4K, 2.1x at 16K, 2.3x at
+# 32K and 2.4x at 64K elements per chunk. On the 2-vCPU EPYC (1 MiB L2 per core, 32 MiB
+# L3), gelu(layernorm(x)) forward+backward as one loop took, per call, 1.00 : 0.97 : 0.95
+# at 32K : 64K : 128K: fewer chunks save Python calls, and L3 is nearly as fast as L2.
+CHUNK = 1 << 16
 _ALIGN = 64  # bytes; unaligned out= buffers are up to 2x slower (PERF-NOTES.md)
+# Threads a fused loop may split its rows among (each thread runs whole chunks with its own
+# buffers): ``FL_JIT_THREADS``, else ``OMP_NUM_THREADS`` (what the benchmarks' ``--threads``
+# sets for BLAS), else 1. Read when a loop runs.
+THREADS = max(1, int(os.environ.get("FL_JIT_THREADS") or os.environ.get("OMP_NUM_THREADS")
+                     or 1))
 
 
 class Policy(NamedTuple):
@@ -425,7 +433,7 @@ def _emit_loop(emitter, eqn, ins, outs, indent):
     n = plan[0][1].key
     emit = emitter.emit
     for name, value in (("_aligned_empty", aligned_empty), ("_copyto", np.copyto),
-                        ("_broadcast_to", np.broadcast_to)):
+                        ("_broadcast_to", np.broadcast_to), ("_parallel", _parallel)):
         emitter.globals.setdefault(name, value)
     i, j = emitter.fresh("_i"), emitter.fresh("_j")
     whole = dict(zip(sub.invars, ins))
@@ -439,13 +447,16 @@ def _emit_loop(emitter, eqn, ins, outs, indent):
                 sliced.append((chunk[v], whole[v]))
     outputs = set(sub.outvars)
     kind_of = {e.outputs[0]: m.kind for e, m in plan}
+    accumulated = []   # (name, identity, shape, dtype): a thread's partial results
+    results, combines = [], []   # the full names of those, and how partials combine
     for v, name in zip(sub.outvars, outs):
         dtype = _dtype_global(emitter, v.aval.dtype)
         if kind_of[v] == "accumulate":
-            identity = _REDUCTIONS[_producer(sub, v).prim.name][2]
-            emit(f"{name} = xp.full({v.aval.shape!r}, {emitter.literal(identity)}, {dtype})",
-                 indent)
-            chunk[v] = name
+            _, combine, identity = _REDUCTIONS[_producer(sub, v).prim.name]
+            chunk[v] = emitter.fresh("_a")
+            accumulated.append((chunk[v], identity, v.aval.shape, v.aval.dtype))
+            results.append(name)
+            combines.append(combine)
         else:
             emit(f"{name} = xp.empty({v.aval.shape!r}, {dtype})", indent)
             chunk[v] = emitter.fresh("_o")
@@ -466,7 +477,6 @@ def _emit_loop(emitter, eqn, ins, outs, indent):
     free = {}          # (trailing shape, dtype) -> names of free chunk buffers
     buffers = []       # (name, trailing shape, dtype): chunk buffers, made before the loop
     temps = []         # (name, shape, dtype): partial results of accumulations
-    views = []         # names of views made in the loop
     buffer_of = {}     # owning var -> its buffer's pool key
     released = set()
     body = []
@@ -517,7 +527,6 @@ def _emit_loop(emitter, eqn, ins, outs, indent):
                 body.append(f"_copyto({chunk[out]}, {view})")
             else:
                 chunk[out] = emitter.fresh("_v")
-                views.append(chunk[out])
                 body.append(f"{chunk[out]} = {view}")
         elif m.kind == "ufunc":
             release(k, e, in_place=True)
@@ -542,24 +551,72 @@ def _emit_loop(emitter, eqn, ins, outs, indent):
                 body.append(f"xp.{combine}({chunk[out]}, {partial}, out={chunk[out]})")
         release(k, e, in_place=False)
 
+    # The loop runs in ``run(lo, hi)`` over the chunks of rows lo:hi, with its own buffers
+    # and partial accumulations: ``_parallel`` may split the rows among threads.
+    run, lo, hi = emitter.fresh("_run"), emitter.fresh("_lo"), emitter.fresh("_hi")
+    emit(f"def {run}({lo}, {hi}):", indent)
     for name, tail, dtype in buffers:
         emit(f"{name} = _aligned_empty({(rows,) + tail!r}, {_dtype_global(emitter, dtype)})",
-             indent)
+             indent + 1)
     for name, shape, dtype in temps:
-        emit(f"{name} = xp.empty({shape!r}, {_dtype_global(emitter, dtype)})", indent)
-    emit(f"for {i} in range(0, {n}, {rows}):", indent)
-    emit(f"{j} = {i} + {rows}", indent + 1)
+        emit(f"{name} = xp.empty({shape!r}, {_dtype_global(emitter, dtype)})", indent + 1)
+    for total, identity, shape, dtype in accumulated:
+        emit(f"{total} = xp.full({shape!r}, {emitter.literal(identity)}, "
+             f"{_dtype_global(emitter, dtype)})", indent + 1)
+    emit(f"for {i} in range({lo}, {hi}, {rows}):", indent + 1)
+    emit(f"{j} = {i} + {rows}", indent + 2)
     if n % rows and buffers:
-        emit(f"if {j} > {n}:  # the last, shorter chunk", indent + 1)
+        emit(f"if {j} > {n}:  # the last, shorter chunk", indent + 2)
         for name, _, _ in buffers:
-            emit(f"{name} = {name}[:{n} - {i}]", indent + 2)
+            emit(f"{name} = {name}[:{n} - {i}]", indent + 3)
     for name, full in sliced:
-        emit(f"{name} = {full}[{i}:{j}]", indent + 1)
+        emit(f"{name} = {full}[{i}:{j}]", indent + 2)
     for line in body:
-        emit(line, indent + 1)
-    # The chunk views would keep the full arrays alive past their last use.
-    names = [c for c, _ in sliced] + [b[0] for b in buffers] + [t[0] for t in temps] + views
-    emit(f"del {', '.join(names)}", indent)
+        emit(line, indent + 2)
+    if not accumulated:
+        emit(f"_parallel({run}, {n}, {rows})", indent)
+        emit(f"del {run}", indent)  # its closure holds the full arrays
+        return
+    emit(f"return {', '.join(a[0] for a in accumulated)},", indent + 1)
+    parts, part = emitter.fresh("_parts"), emitter.fresh("_part")
+    emit(f"{parts} = _parallel({run}, {n}, {rows})", indent)
+    emit(f"{', '.join(results)}, = {parts}[0]", indent)
+    emit(f"for {part} in {parts}[1:]:  # partial results of the other threads, in order",
+         indent)
+    for k, (name, combine) in enumerate(zip(results, combines)):
+        emit(f"xp.{combine}({name}, {part}[{k}], out={name})", indent + 1)
+    emit(f"del {run}, {parts}", indent)
+
+
+def _parallel(run, n, rows):
+    """``[run(0, hi1), run(hi1, hi2), ...]``: the rows 0:n in up to :data:`THREADS` parts
+    of whole chunks (at least two each), the first part in this thread, the others on
+    the pool. NumPy releases the GIL inside each ufunc, so the parts overlap."""
+    chunks = -(-n // rows)
+    parts = min(THREADS, chunks // 2)
+    if parts <= 1:
+        return [run(0, n)]
+    edges = [min(n, chunks * p // parts * rows) for p in range(parts + 1)]
+    pool = _pool(parts - 1)
+    futures = [pool.submit(run, a, b) for a, b in zip(edges[1:-1], edges[2:])]
+    try:
+        first = run(edges[0], edges[1])
+    finally:
+        results = [f.result() for f in futures]
+    return [first] + results
+
+
+_POOL = [None, 0]  # the worker threads and their count
+
+
+def _pool(workers):
+    pool, size = _POOL
+    if pool is None or size < workers:
+        if pool is not None:
+            pool.shutdown(wait=False)
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="fl-fusion")
+        _POOL[:] = [pool, workers]
+    return pool
 
 
 def _producer(graph, v):
