@@ -10,6 +10,7 @@ Example:
 from functorch_lite import config, debug, random, tree
 from functorch_lite import data  # noqa: F401  (fl.data: datasets and the DataLoader)
 from functorch_lite import numpy  # noqa: F401  (import registers the primitives)
+from functorch_lite import optim  # noqa: F401  (fl.optim: optimizers as gradient transformations)
 from functorch_lite.autodiff import (
     checkpoint, custom_jvp, custom_vjp, grad, hessian, jacfwd, jacrev, jvp, stop_gradient,
     value_and_grad, vjp)
