@@ -359,6 +359,8 @@ class _SharedMemory:
         """Record that all of ``names`` may share memory."""
         roots = sorted(dict.fromkeys(self._root(n) for n in names),
                        key=lambda r: len(self._members.get(r, ())), reverse=True)
+        if len(roots) < 2:
+            return
         big = roots[0]
         members = self._members.setdefault(big, [big])
         for root in roots[1:]:
