@@ -131,11 +131,12 @@ def check_float_leaves(fn_name: str, leaves: list, tree, what: str) -> None:
 
 
 def flatten_like(fn_name: str, treedef, tree, what: str, reference_what: str) -> list:
-    """The leaves of ``tree``, after checking that its structure is ``treedef``."""
+    """The leaves of ``tree`` (the ``what``), after checking that its structure is
+    ``treedef`` (that of the ``reference_what``)."""
     leaves, other_def = tree_util.flatten(tree)
     if other_def != treedef:
         raise OptimizerValueError(
-            fn_name, f"the {what} tree has structure {other_def}, but the "
+            fn_name, f"the {what} has structure {other_def}, but the "
             f"{reference_what} has structure {treedef}. The grads, params and optimizer "
             f"state must describe the same parameters: call opt.init(params) again after "
             f"changing the model, and pass grads of exactly those params")
@@ -151,7 +152,7 @@ def map_leaves(fn_name: str, fn: Callable, grads, *others, names=(), num_outputs
     """
     g_leaves, treedef = tree_util.flatten(grads)
     check_float_leaves(fn_name, g_leaves, grads, "grads")
-    rest = [flatten_like(fn_name, treedef, other, "grads", name)
+    rest = [flatten_like(fn_name, treedef, other, name, "grads")
             for other, name in zip(others, names)]
     outs = [fn(*args) for args in zip(g_leaves, *rest)]
     if num_outputs == 1:
@@ -341,7 +342,7 @@ def apply_updates(params: Any, updates: Any) -> Any:
         {'b': Array([1., 1.], dtype=float16)}
     """
     p_leaves, treedef = tree_util.flatten(params)
-    u_leaves = flatten_like("apply_updates", treedef, updates, "updates", "params")
+    u_leaves = flatten_like("apply_updates", treedef, updates, "updates tree", "params")
     new = []
     for p, u in zip(p_leaves, u_leaves):
         x = p + u

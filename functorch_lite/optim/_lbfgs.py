@@ -197,7 +197,7 @@ def lbfgs(memory_size: int = 10, max_linesearch_steps: int = 30, c1: float = 1e-
             raise OptimizerTypeError("lbfgs.update", f"expected the LbfgsState from "
                                      f"lbfgs().init(params), got {type(state).__name__}")
         dtype = _flat_dtype("lbfgs.update", params)
-        flatten_like("lbfgs.update", tree_util.structure(params), grads, "grads", "params")
+        flatten_like("lbfgs.update", tree_util.structure(params), grads, "grads tree", "params")
         x, unravel = tree_util.ravel(params)
         g = tree_util.ravel(grads)[0].astype(dtype)
         if x.shape[0] != state.s_history.shape[1]:

@@ -100,7 +100,7 @@ def masked(inner: GradientTransformation, mask) -> GradientTransformation:
         flags = leaf_flags("masked.update", mask, grads)
         leaves, treedef = tree_util.flatten(grads)
         if params is not None:
-            flatten_like("masked.update", treedef, params, "grads", "params")
+            flatten_like("masked.update", treedef, params, "params tree", "grads")
             params = _select(params, flags)
         inner_updates, inner_state = inner.update(_select(grads, flags), state.inner_state,
                                                   params, **extra_args)
