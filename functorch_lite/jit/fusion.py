@@ -39,6 +39,10 @@ What is fused (all values of a cluster share their leading axis, of length ``N``
   (scalars, literals, leading dim 1, lower rank) is passed whole;
 * values used after the cluster are its outputs, written into full result arrays.
 
+With :data:`THREADS` > 1 (``FL_JIT_THREADS``, else ``OMP_NUM_THREADS``), a loop splits its
+rows among threads, each running whole chunks with its own buffers (NumPy releases the GIL
+inside a ufunc); partial accumulations are combined in thread order.
+
 Set ``FL_JIT_FUSION=0`` (or ``fusion.ENABLED = False`` before compiling) to turn it off.
 """
 
@@ -53,7 +57,8 @@ import numpy as np
 
 from functorch_lite.jit.graph import Eqn, Graph, Literal, Var, is_effectful
 
-__all__ = ["fuse", "fused_elementwise_p", "Policy", "ENABLED", "MIN_SIZE", "MIN_OPS", "CHUNK"]
+__all__ = ["fuse", "fused_elementwise_p", "Policy", "ENABLED", "MIN_SIZE", "MIN_OPS", "CHUNK",
+           "THREADS"]
 
 ENABLED = os.environ.get("FL_JIT_FUSION", "1") != "0"
 # Smallest result (elements) worth fusing: below it, arrays sit in cache anyway and the
@@ -334,7 +339,19 @@ def _group(graph, policy):
 def fuse(graph: Graph, policy: Policy | None = None) -> Graph:
     """``graph`` with each elementwise cluster replaced by one ``fused_elementwise``
     equation (the graph itself when nothing is fused or fusion is disabled); ``policy``
-    chooses the clusters (default: the CPU chunk loop's :class:`Policy`)."""
+    chooses the clusters (default: the CPU chunk loop's :class:`Policy`).
+
+    Example:
+        >>> import numpy as np
+        >>> import functorch_lite as fl
+        >>> import functorch_lite.numpy as fnp
+        >>> f = lambda x: fnp.tanh(x - fnp.mean(x, axis=-1, keepdims=True)) * 2.0
+        >>> graph = fl.make_graph(f, optimized=False)(np.ones((512, 512), np.float32))
+        >>> print(fuse(graph))   # the row mean and the ops after it: one loop
+        { lambda a:f32[512,512]. let
+            b:f32[512,512] = fused_elementwise[n=6] a
+          in (b,) }
+    """
     if not ENABLED:
         return graph
     groups = _group(graph, policy or Policy())
@@ -418,6 +435,15 @@ def aligned_empty(shape, dtype):
     return raw[start:start + nbytes].view(dtype).reshape(shape)
 
 
+class _Accumulation(NamedTuple):
+    """An output reduced over the leading axis: accumulated chunk by chunk."""
+
+    partial: str    # a thread's partial result, inside ``run``
+    total: str      # the cluster's output
+    reduction: str  # the reduction primitive's name
+    aval: object
+
+
 def _emit_loop(emitter, eqn, ins, outs, indent):
     """Write the chunk loop of a fused equation.
 
@@ -447,33 +473,19 @@ def _emit_loop(emitter, eqn, ins, outs, indent):
                 sliced.append((chunk[v], whole[v]))
     outputs = set(sub.outvars)
     kind_of = {e.outputs[0]: m.kind for e, m in plan}
-    accumulated = []   # (name, identity, shape, dtype): a thread's partial results
-    results, combines = [], []   # the full names of those, and how partials combine
+    accumulated = []   # _Accumulation of each output summed (max, min) over the chunks
     for v, name in zip(sub.outvars, outs):
         dtype = _dtype_global(emitter, v.aval.dtype)
         if kind_of[v] == "accumulate":
-            _, combine, identity = _REDUCTIONS[_producer(sub, v).prim.name]
             chunk[v] = emitter.fresh("_a")
-            accumulated.append((chunk[v], identity, v.aval.shape, v.aval.dtype))
-            results.append(name)
-            combines.append(combine)
+            accumulated.append(_Accumulation(chunk[v], name, _producer(sub, v).prim.name,
+                                             v.aval))
         else:
             emit(f"{name} = xp.empty({v.aval.shape!r}, {dtype})", indent)
             chunk[v] = emitter.fresh("_o")
             sliced.append((chunk[v], name))
 
-    # A view shares the memory of its operand: the buffer is free after the last use of
-    # either. ``owner``: the value whose buffer a view's chunk lies in.
-    owner = {}
-    for e, m in plan:
-        out = e.outputs[0]
-        src = e.inputs[0]
-        owner[out] = owner.get(src, src) if m.kind in _VIEWS and out not in outputs else out
-    dies = {}
-    for k, (e, _) in enumerate(plan):
-        for v in e.inputs:
-            if type(v) is Var and v in owner:
-                dies[owner[v]] = k
+    owner, dies = _memory_plan(plan, outputs)
     free = {}          # (trailing shape, dtype) -> names of free chunk buffers
     buffers = []       # (name, trailing shape, dtype): chunk buffers, made before the loop
     temps = []         # (name, shape, dtype): partial results of accumulations
@@ -551,8 +563,32 @@ def _emit_loop(emitter, eqn, ins, outs, indent):
                 body.append(f"xp.{combine}({chunk[out]}, {partial}, out={chunk[out]})")
         release(k, e, in_place=False)
 
-    # The loop runs in ``run(lo, hi)`` over the chunks of rows lo:hi, with its own buffers
-    # and partial accumulations: ``_parallel`` may split the rows among threads.
+    _emit_run(emitter, indent, (n, rows, i, j), sliced, body, buffers, temps, accumulated)
+
+
+
+def _memory_plan(plan, outputs):
+    """``(owner, dies)``: for each member value, the value whose memory its chunk lies in
+    (a view's operand's, else its own), and for each owner, the index of the last equation
+    reading it or a view of it: its buffer is free after that one."""
+    owner = {}
+    for e, m in plan:
+        out, src = e.outputs[0], e.inputs[0]
+        owner[out] = owner.get(src, src) if m.kind in _VIEWS and out not in outputs else out
+    dies = {}
+    for k, (e, _) in enumerate(plan):
+        for v in e.inputs:
+            if type(v) is Var and v in owner:
+                dies[owner[v]] = k
+    return owner, dies
+
+
+def _emit_run(emitter, indent, loop, sliced, body, buffers, temps, accumulated):
+    """Write ``run(lo, hi)``, the loop over the chunks of rows lo:hi with its own buffers
+    and partial accumulations, and its call through :func:`_parallel`, which may split the
+    rows among threads; the partial accumulations are then combined in order."""
+    n, rows, i, j = loop
+    emit = emitter.emit
     run, lo, hi = emitter.fresh("_run"), emitter.fresh("_lo"), emitter.fresh("_hi")
     emit(f"def {run}({lo}, {hi}):", indent)
     for name, tail, dtype in buffers:
@@ -560,9 +596,10 @@ def _emit_loop(emitter, eqn, ins, outs, indent):
              indent + 1)
     for name, shape, dtype in temps:
         emit(f"{name} = xp.empty({shape!r}, {_dtype_global(emitter, dtype)})", indent + 1)
-    for total, identity, shape, dtype in accumulated:
-        emit(f"{total} = xp.full({shape!r}, {emitter.literal(identity)}, "
-             f"{_dtype_global(emitter, dtype)})", indent + 1)
+    for a in accumulated:
+        identity = emitter.literal(_REDUCTIONS[a.reduction][2])
+        emit(f"{a.partial} = xp.full({a.aval.shape!r}, {identity}, "
+             f"{_dtype_global(emitter, a.aval.dtype)})", indent + 1)
     emit(f"for {i} in range({lo}, {hi}, {rows}):", indent + 1)
     emit(f"{j} = {i} + {rows}", indent + 2)
     if n % rows and buffers:
@@ -577,14 +614,15 @@ def _emit_loop(emitter, eqn, ins, outs, indent):
         emit(f"_parallel({run}, {n}, {rows})", indent)
         emit(f"del {run}", indent)  # its closure holds the full arrays
         return
-    emit(f"return {', '.join(a[0] for a in accumulated)},", indent + 1)
+    emit(f"return {', '.join(a.partial for a in accumulated)},", indent + 1)
     parts, part = emitter.fresh("_parts"), emitter.fresh("_part")
     emit(f"{parts} = _parallel({run}, {n}, {rows})", indent)
-    emit(f"{', '.join(results)}, = {parts}[0]", indent)
+    emit(f"{', '.join(a.total for a in accumulated)}, = {parts}[0]", indent)
     emit(f"for {part} in {parts}[1:]:  # partial results of the other threads, in order",
          indent)
-    for k, (name, combine) in enumerate(zip(results, combines)):
-        emit(f"xp.{combine}({name}, {part}[{k}], out={name})", indent + 1)
+    for k, a in enumerate(accumulated):
+        combine = _REDUCTIONS[a.reduction][1]
+        emit(f"xp.{combine}({a.total}, {part}[{k}], out={a.total})", indent + 1)
     emit(f"del {run}, {parts}", indent)
 
 

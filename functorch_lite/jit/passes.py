@@ -256,6 +256,19 @@ def sink_negations(graph: Graph) -> Graph:
 
     Reverse mode makes these: the gradient of ``x - m`` with respect to ``m`` is
     ``-ct``, summed; sunk, the full-size negation becomes one on the row sums.
+
+    Example:
+        >>> import numpy as np
+        >>> import functorch_lite as fl
+        >>> import functorch_lite.numpy as fnp
+        >>> f = lambda x, y: fnp.sum(-x * y, axis=1)
+        >>> graph = fl.make_graph(f, optimized=False)(np.ones((2, 3)), np.ones((2, 3)))
+        >>> print(dce(sink_negations(graph)))
+        { lambda a:f64[2,3] b:f64[2,3]. let
+            c:f64[2,3] = multiply a b
+            d:f64[2] = reduce_sum[axes=(1,)] c
+            e:f64[2] = negative d
+          in (e,) }
     """
     uses = {}
     for eqn in graph.eqns:
