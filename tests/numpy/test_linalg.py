@@ -148,15 +148,8 @@ def test_einsum_subscript_forms_match_numpy(subscripts, shapes):
     np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
-def test_einsum_impl_always_takes_the_optimized_path():
-    class Recorder:
-        def einsum(self, *args, **kwargs):
-            self.kwargs = kwargs
-            return np.einsum(*args, **kwargs)
-
-    xp = Recorder()
-    lp.einsum_p.impl(xp, np.ones((2, 3)), np.ones((3, 4)), subscripts="ij,jk->ik")
-    assert xp.kwargs == {"optimize": True}
+def test_einsum_accepts_numpys_optimize_argument():
+    # Which path runs is checked in tests/test_jit_buffers.py (never NumPy's default one).
     assert fnp.einsum("ij,jk->ik", fnp.ones((2, 3)), fnp.ones((3, 4)), optimize=False).shape \
         == (2, 4)
 
