@@ -295,6 +295,26 @@ def test_generated_code_frees_each_value_after_its_last_use():
         np.testing.assert_allclose(got, want)
 
 
+def test_values_before_an_inlined_custom_rule_are_still_freed():
+    # Regression: emitting the inlined body of a custom_vjp function reset the caller's
+    # liveness records, so nothing defined before it was ever freed.
+    @fl.custom_vjp
+    def g(v):
+        return fnp.sin(v)
+
+    g.defvjp(lambda v: (fnp.sin(v), v), lambda v, ct: (ct * fnp.cos(v),))
+
+    def f(x):
+        return g(fnp.exp(x) * 3.0) + 1.0
+
+    x = fnp.asarray(np.linspace(0.0, 1.0, 5))
+    lowered = fl.jit(f).lower(x)
+    exp_line = next(line for line in lowered.source.splitlines() if "xp.exp(" in line)
+    exp_name = exp_line.split("=")[0].strip()
+    assert f"del {exp_name}" in lowered.source or f"out={exp_name}" in lowered.source
+    np.testing.assert_allclose(fl.jit(f)(x), f(x), rtol=1e-6)
+
+
 def test_a_thousand_ops_trace_compile_and_run():
     def many(x):
         for i in range(250):

@@ -42,6 +42,7 @@ from functorch_lite.core import (
     to_buffer,
     xp_of,
 )
+from functorch_lite.jit import fusion_gpu
 from functorch_lite.jit.codegen import compile_graph
 from functorch_lite.jit.fusion import fuse
 from functorch_lite.jit.passes import optimize
@@ -570,7 +571,10 @@ class Jitted:
             return graph
         graph = optimize(graph)
         bufs = [x._buf if type(x) is Array else x for x in leaves if not isinstance(x, Tracer)]
-        return fuse(graph) if xp_of(bufs) is np else graph
+        xp = xp_of(bufs)
+        if xp is np:
+            return fuse(graph)
+        return fuse(graph, fusion_gpu.POLICY) if fusion_gpu.writes_kernels(xp) else graph
 
 
 def _static_change(jitted, old, new):

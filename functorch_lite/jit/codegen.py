@@ -172,7 +172,8 @@ class Emitter:
             if self.xp is not np and type(buf) is np.ndarray:
                 buf = self.xp.asarray(buf)
             self.bind_name(v, self.global_(buf, "c"))
-        self._blocks = []
+        if track_liveness:  # an inlined body (custom rules) belongs to its caller's block
+            self._blocks = []
         for eqn in graph.eqns:
             start = len(self.lines)
             reads = [self.name(v) for v in eqn.inputs if type(v) is not Literal]

@@ -124,6 +124,11 @@ def test_gelu_of_layernorm_equals_eager(gpu, to_gpu, rng, dtype):
     assert "xp.tanh" not in jitted.lower(gx).source
 
 
+def test_make_graph_shows_the_gpu_clusters(to_gpu, rng):
+    gx = to_gpu(rng.normal(size=(64, 128)).astype(np.float32))
+    assert "fused_elementwise" in str(fl.make_graph(_gelu)(gx))
+
+
 def test_where_compare_chain_with_integers_and_broadcasting(gpu, to_gpu, rng):
     def f(x, col, i, s):
         mask = fnp.logical_and(x > col, i != 2)
