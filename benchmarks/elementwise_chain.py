@@ -7,13 +7,22 @@ approximation. The NumPy baseline is the same math written by hand with NumPy uf
 backward derived by hand. ``fl.jit (no fusion)`` shows what fusion itself buys.
 Target: jitted forward + backward >= 2x faster than eager NumPy.
 
-Measured 2026-11-22 (2 vCPUs, 1 thread, other jobs running; ratios vs NumPy by hand):
-forward fl.jit 0.97x (no fusion 1.01x, JAX 0.25x); forward + backward fl.jit 1.22x (no
-fusion 1.41x, fl eager 2.1x, JAX 0.43x, torch 3.2x). Target missed: 1024x1024 float32 is
-4 MiB, so back-to-back NumPy calls stay in L3 and chunking only trades L3 for L2; the
-jitted backward also does more arithmetic (28+5+3 fused ops, 3 row sums) than the
-hand-derived one. Called interleaved with other work (cold caches), the same fused
-fwd+bwd ran at 0.50-0.55x of NumPy's time (2x faster) and 0.4x of the unfused jit.
+Before row-chunk clusters (2 vCPUs, 1 thread): forward fl.jit 0.97x of NumPy's time (no
+fusion 1.01x, JAX 0.25x); forward + backward fl.jit 1.14-1.22x (no fusion 1.41-1.45x, fl
+eager 2.1x, JAX 0.40-0.43x, torch 3.1x): the mean and variance split the program into
+several loops, and the backward had full-size negations and broadcasts.
+
+Now the whole forward is one loop over row chunks (the row sums sit inside it), and so is
+forward + backward (4 row sums, 51 ops): x is read once and the result written once.
+Measured 2026-11-22 on the 2-vCPU EPYC with other jobs running (load 1.8-3), ratios vs
+NumPy by hand: --threads 1: forward fl.jit 0.75x (no fusion 0.73x, JAX 0.32x), forward +
+backward 0.80-0.85x (no fusion 1.03-1.10x, JAX 0.33-0.36x); --threads 2 (fused loops split
+their rows between 2 threads, fusion.THREADS): 0.72x and 0.80x, no gain with the other
+core busy. Target missed at 1 thread: on this machine a 4 MiB array stays in L3, which
+streams nearly as fast as L2 (a one-input ufunc is no faster chunked), so what a chunk loop
+saves is allocations and some of the two-input traffic; the rest is the op count (the
+jitted backward has ~32 full-size ops where the hand-derived one has ~25) at ~0.1-0.2 ns
+per element each, and column broadcasts ((n, 1) operands) cost 2x a plain op in NumPy.
 
 Run: ``python -m benchmarks.elementwise_chain [--threads N] [--json] [--quick]``
 """
@@ -136,7 +145,7 @@ def main():
         graph = jitted.lower(x).graph
         fused = [e.params["n"] for e in graph.eqns if e.prim.name == "fused_elementwise"]
         print(f"  the jitted function: {len(graph.eqns)} equations, fused clusters of "
-              f"{fused} ops")
+              f"{fused} ops, {fusion.THREADS} thread(s) per fused loop")
         tables[title] = res
     _timing.save_json(ARGS, tables)
 
