@@ -9,6 +9,14 @@ written by hand in NumPy, is the baseline. Candidates: ``fl.jit(fl.hessian(f))``
 checked against the hand-written one first, and the hand-written ``g''`` against central
 finite differences. Target: the jitted Hessian within 3x of the hand-written NumPy.
 
+Measured 2026-11-22 (2 vCPUs, 1 thread, busy machine, ratios vs the closed form):
+fl.jit(hessian) 1.96-2.2x (met), fl.hessian eager ~18x, jax.jit(hessian) 4-10x,
+torch.func.hessian ~50x, autograd.hessian ~220x. In the jitted function's ~100 us the
+100x100 GEMM takes ~38 us (as in the closed form) and about ten elementwise passes over
+100x100 matrices ~45 us: forward-over-reverse pushes the whole tangent basis through the
+chain rule of ``tanh(u) ** 2`` (``power(t, 0)``, ``* 2``, ``t + t``, ``negative`` ...
+each on the matrix), where the closed form scales one 100-vector and broadcasts once.
+
 Run: ``python -m benchmarks.hessian [--threads N] [--json] [--quick]``
 """
 

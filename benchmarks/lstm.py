@@ -12,6 +12,13 @@ jit, and when installed ``jax.jit(jax.grad(loss))`` with ``lax.scan``, PyTorch e
 same cell loop under autograd) and ``torch.nn.LSTM`` (PyTorch's own kernel). Every
 candidate's gradient is checked against the hand-written one before timing.
 
+Measured 2026-11-22 (2 vCPUs, 1 thread, busy machine, ratios vs NumPy by hand):
+fl.jit(grad) 1.2-1.3x, fl.grad eager ~2.3x, jax.jit(grad) ~1.1x, torch cell loop ~1.2x,
+torch.nn.LSTM ~0.65x. GEMMs are ~60% of the jitted gradient: its reverse scan runs 3 per
+step (it recomputes ``h @ w_h``, since scan saves only the carry, and accumulates
+``h.T @ dz`` step by step) where the hand BPTT runs 1 per step and the weight gradients
+as single GEMMs over all steps.
+
 Run: ``python -m benchmarks.lstm [--threads N] [--json] [--quick]``
 """
 

@@ -44,6 +44,8 @@ MARKERS = ("<!-- benchmark-results:start -->", "<!-- benchmark-results:end -->")
 WORKLOADS = ("eager_overhead", "eager_grad", "jit_step", "per_example_grads",
              "elementwise_chain", "hessian", "lstm", "dataloader")
 PEERS = ("jax", "jaxlib", "torch", "autograd")
+CLOCKS = {"wall": "wall clock",
+          "cpu": "cpu clock (the process's CPU time: waiting for a busy core left out)"}
 FIRST_CALL = "first call of a jitted 1,000-op function (trace + passes + compile)"
 
 
@@ -294,7 +296,7 @@ def describe(env):
     loads = [f"{env[k][0]:.1f} at {k.rsplit('_', 1)[1]}"
              for k in ("load_average_start", "load_average_end") if env.get(k)]
     text = (f"Measured {env['date']} on {env['cpu']} ({env['cpus']} cores, "
-            f"{env['machine']}), {threads}, {env['clock']} clock"
+            f"{env['machine']}), {threads}, {CLOCKS[env['clock']]}"
             f"{', --quick (noisy)' if env['quick'] else ''}; Python {env['python']}, "
             f"NumPy {env['numpy']} with {env['blas']}; peers: {peers or 'none'}"
             f"{f' (not installed: {missing})' if missing else ''}"
@@ -343,6 +345,10 @@ def markdown(env, rows, targets, reports):
         lines.append(f"| {r['workload'] if first_of_workload else ''} | "
                      f"{_md(r['table']) if first_of_table else ''} | {_md(r['candidate'])} | "
                      f"{_fmt_time(r)} | {_fmt_ratio(r)} |")
+    if any(r["table"] == FIRST_CALL for r in rows):
+        lines += ["", textwrap.fill("The first-call rows are medians over fresh jits, in "
+                                    "elapsed seconds; their ratio is a quotient of medians, "
+                                    "not paired.", 92)]
     lines += ["", "Targets:", ""]
     lines += ["- **{}** {}".format(*_verdict(t, v, m)) for t, v, m in targets]
     notes = [f"- {n}: {rep['status']} ({rep['note']})" for n, rep in reports.items()
