@@ -147,7 +147,7 @@ def map_leaves(fn_name: str, fn: Callable, grads, *others, names=(), num_outputs
     """Apply ``fn(g, *other_leaves)`` leaf by leaf over ``grads`` and trees like it.
 
     Checks that ``grads`` holds floats and that every tree in ``others`` (named by
-    ``names``: ``"state.mu"``, ``"params"``...) has the structure of ``grads``. ``fn``
+    ``names``: ``"optimizer state (mu)"``, ``"params"``...) has the structure of ``grads``. ``fn``
     returns ``num_outputs`` values; the result is that many trees (one tree when 1).
     """
     g_leaves, treedef = tree_util.flatten(grads)
@@ -157,8 +157,8 @@ def map_leaves(fn_name: str, fn: Callable, grads, *others, names=(), num_outputs
     outs = [fn(*args) for args in zip(g_leaves, *rest)]
     if num_outputs == 1:
         return treedef.unflatten(outs)
-    return tuple(treedef.unflatten(list(column)) for column in zip(*outs)) if outs else \
-        tuple(treedef.unflatten([]) for _ in range(num_outputs))
+    columns = zip(*outs) if outs else [()] * num_outputs
+    return tuple(treedef.unflatten(list(column)) for column in columns)
 
 
 def zeros_state(fn_name: str, params, fill: float = 0.0):
@@ -174,7 +174,7 @@ def as_dtype(value, dtype, cache: dict):
     A Python float stays weak (it adopts the leaf's dtype for free); an array is cast once
     per dtype and remembered in ``cache`` for the other leaves of that dtype.
     """
-    if isinstance(value, (int, float)):
+    if type(value) is float or type(value) is int:
         return value
     cast = cache.get(dtype)
     if cast is None:
@@ -211,14 +211,19 @@ def check_learning_rate(fn_name: str, learning_rate) -> None:
 
 
 def check_range(fn_name: str, name: str, value, low: float, high: float | None = None,
-                high_inclusive: bool = False) -> None:
-    """Check ``low <= value < high`` (or ``<= high``); ``high=None`` means no upper bound."""
+                high_inclusive: bool = False) -> float:
+    """``value`` as a Python float after checking ``low <= value < high`` (or ``<= high``;
+    ``high=None``: no upper bound). A Python float stays weakly typed in the update math,
+    where a NumPy scalar (``np.float64(0.9)``) would promote float32 updates to float64."""
     below = not _is_number(value) or not value >= low
     above = high is not None and (value > high if high_inclusive else value >= high)
     if below or above:
-        bracket = "" if high is None else f", {high}{']' if high_inclusive else ')'}"
-        interval = f"[{low}{bracket}" if high is not None else f">= {low}"
-        raise ValueError(f"{fn_name}: {name} must be in {interval}, got {value!r}")
+        if high is None:
+            allowed = f">= {low}"
+        else:
+            allowed = f"in [{low}, {high}{']' if high_inclusive else ')'}"
+        raise ValueError(f"{fn_name}: {name} must be {allowed}, got {value!r}")
+    return float(value)
 
 
 # --------------------------------------------------------------------------------------

@@ -148,6 +148,14 @@ def lbfgs(memory_size: int = 10, max_linesearch_steps: int = 30, c1: float = 1e-
     gradient are stored in the state (``state.value``, ``state.grad``). For a whole
     minimization with stopping rules use :func:`minimize`.
 
+    The line search is pure: an ``fl.while_loop`` whose carry is the bracket
+    ``(t, lo, hi)`` and the best point so far. It tries ``t = 1``, halves the bracket
+    after too little decrease (``f(x + t d) > f(x) + c1 t g.d``), doubles ``t`` while the
+    slope is still steep (``g(x + t d).d < c2 g.d``), and stops at a point meeting both
+    weak Wolfe conditions (Lewis & Overton); after ``max_linesearch_steps`` trials it takes
+    the best point with enough decrease (no step if none). So an update runs under
+    ``fl.jit`` with no Python branch on values.
+
     Args:
         memory_size: number of ``(s, y)`` pairs kept.
         max_linesearch_steps: most evaluations of ``f`` per update.

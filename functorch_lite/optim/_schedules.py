@@ -24,6 +24,17 @@ def _float_step(count):
     return fnp.asarray(count).astype(default_float_dtype())
 
 
+def _floats(fn_name: str, **values) -> list[float]:
+    """The values as Python floats (weakly typed in the schedule's arithmetic)."""
+    out = []
+    for name, value in values.items():
+        try:
+            out.append(float(value))
+        except (TypeError, ValueError):
+            raise TypeError(f"{fn_name}: {name} must be a number, got {value!r:.60}") from None
+    return out
+
+
 def _check_steps(fn_name: str, name: str, value, minimum: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"{fn_name}: {name} must be an int >= {minimum}, got {value!r}")
@@ -58,6 +69,8 @@ def linear_schedule(init_value: float, end_value: float, transition_steps: int,
         [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
     """
     _check_steps("linear_schedule", "transition_steps", transition_steps, 1)
+    init_value, end_value = _floats("linear_schedule", init_value=init_value,
+                                    end_value=end_value)
     _check_steps("linear_schedule", "transition_begin", transition_begin, 0)
 
     def schedule(count):
@@ -85,7 +98,10 @@ def exponential_decay(init_value: float, transition_steps: int, decay_rate: floa
     """
     _check_steps("exponential_decay", "transition_steps", transition_steps, 1)
     _check_steps("exponential_decay", "transition_begin", transition_begin, 0)
-    check_range("exponential_decay", "decay_rate", decay_rate, 0.0)
+    decay_rate = check_range("exponential_decay", "decay_rate", decay_rate, 0.0)
+    (init_value,) = _floats("exponential_decay", init_value=init_value)
+    if end_value is not None:
+        (end_value,) = _floats("exponential_decay", end_value=end_value)
 
     def schedule(count):
         t = fnp.maximum(_float_step(count) - transition_begin, 0)
@@ -116,6 +132,8 @@ def cosine_decay_schedule(init_value: float, decay_steps: int, alpha: float = 0.
         [1.0, 0.5, 0.0, 0.0]
     """
     _check_steps("cosine_decay_schedule", "decay_steps", decay_steps, 1)
+    init_value, alpha, exponent = _floats("cosine_decay_schedule", init_value=init_value,
+                                          alpha=alpha, exponent=exponent)
 
     def schedule(count):
         t = fnp.minimum(_float_step(count), decay_steps)
@@ -172,6 +190,9 @@ def warmup_cosine_decay_schedule(init_value: float, peak_value: float, warmup_st
         [0.0, 0.5, 1.0, 0.854, 0.5, 0.146, 0.0, 0.0]
     """
     _check_steps("warmup_cosine_decay_schedule", "warmup_steps", warmup_steps, 0)
+    init_value, peak_value, end_value = _floats(
+        "warmup_cosine_decay_schedule", init_value=init_value, peak_value=peak_value,
+        end_value=end_value)
     if not isinstance(decay_steps, int) or decay_steps <= warmup_steps:
         raise ValueError(
             f"warmup_cosine_decay_schedule: decay_steps (the total, warmup included) must "
@@ -204,10 +225,12 @@ def piecewise_constant_schedule(init_value: float,
         >>> [round(float(sched(t)), 3) for t in range(6)]
         [1.0, 1.0, 0.1, 0.1, 0.05, 0.05]
     """
-    items = sorted((boundaries_and_scales or {}).items())
-    for step, scale in items:
+    (init_value,) = _floats("piecewise_constant_schedule", init_value=init_value)
+    items = []
+    for step, scale in sorted((boundaries_and_scales or {}).items()):
         _check_steps("piecewise_constant_schedule", "each boundary", step, 0)
-        check_range("piecewise_constant_schedule", f"the scale at step {step}", scale, 0.0)
+        items.append((step, check_range("piecewise_constant_schedule",
+                                        f"the scale at step {step}", scale, 0.0)))
 
     def schedule(count):
         t = fnp.asarray(count)

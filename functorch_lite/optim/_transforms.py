@@ -65,7 +65,7 @@ def scale(step_size: float) -> GradientTransformation:
         >>> optim.scale(-2.0).update(fnp.array([1.0, 3.0]), optim.EmptyState())[0]
         Array([-2., -6.], dtype=float32)
     """
-    check_range("scale", "step_size", step_size, float("-inf"))
+    step_size = check_range("scale", "step_size", step_size, float("-inf"))
     return _stateless("scale", lambda g: g * step_size)
 
 
@@ -123,7 +123,7 @@ def scale_by_learning_rate(learning_rate, *, flip_sign: bool = True) -> Gradient
     sign = -1 if flip_sign else 1
     if callable(learning_rate):
         return scale_by_schedule(lambda count: sign * learning_rate(count))
-    return scale(sign * learning_rate)
+    return scale(sign * float(learning_rate))
 
 
 # --------------------------------------------------------------------------------------
@@ -150,7 +150,7 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
         >>> u
         Array([1.5], dtype=float32)
     """
-    check_range("trace", "decay", decay, 0.0, 1.0)
+    decay = check_range("trace", "decay", decay, 0.0, 1.0)
 
     def init(params):
         return TraceState(zeros_state("trace.init", params))
@@ -190,10 +190,10 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
         >>> opt.update(fnp.array([0.5, -2.0]), opt.init(fnp.zeros(2)))[0]  # ~ sign(g)
         Array([ 1., -1.], dtype=float32)
     """
-    check_range("scale_by_adam", "b1", b1, 0.0, 1.0)
-    check_range("scale_by_adam", "b2", b2, 0.0, 1.0)
-    check_range("scale_by_adam", "eps", eps, 0.0)
-    check_range("scale_by_adam", "eps_root", eps_root, 0.0)
+    b1 = check_range("scale_by_adam", "b1", b1, 0.0, 1.0)
+    b2 = check_range("scale_by_adam", "b2", b2, 0.0, 1.0)
+    eps = check_range("scale_by_adam", "eps", eps, 0.0)
+    eps_root = check_range("scale_by_adam", "eps_root", eps_root, 0.0)
 
     def init(params):
         mu = zeros_state("scale_by_adam.init", params)
@@ -243,8 +243,8 @@ def scale_by_rms(decay: float = 0.99, eps: float = 1e-8,
         >>> opt.update(fnp.array([2.0]), opt.init(fnp.zeros(1)))[0]  # 2 / sqrt(0.25 * 4)
         Array([2.], dtype=float32)
     """
-    check_range("scale_by_rms", "decay", decay, 0.0, 1.0)
-    check_range("scale_by_rms", "eps", eps, 0.0)
+    decay = check_range("scale_by_rms", "decay", decay, 0.0, 1.0)
+    eps = check_range("scale_by_rms", "eps", eps, 0.0)
 
     def init(params):
         nu = zeros_state("scale_by_rms.init", params)
@@ -285,9 +285,9 @@ def scale_by_adagrad(initial_accumulator_value: float = 0.0,
         >>> opt.update(fnp.array([3.0, -4.0]), opt.init(fnp.zeros(2)))[0]
         Array([ 1., -1.], dtype=float32)
     """
-    check_range("scale_by_adagrad", "initial_accumulator_value", initial_accumulator_value,
-                0.0)
-    check_range("scale_by_adagrad", "eps", eps, 0.0)
+    initial_accumulator_value = check_range(
+        "scale_by_adagrad", "initial_accumulator_value", initial_accumulator_value, 0.0)
+    eps = check_range("scale_by_adagrad", "eps", eps, 0.0)
 
     def init(params):
         return ScaleByAdagradState(
@@ -323,8 +323,8 @@ def scale_by_lion(b1: float = 0.9, b2: float = 0.99) -> GradientTransformation:
         >>> opt.update(fnp.array([0.3, -2.0, 0.0]), opt.init(fnp.zeros(3)))[0]
         Array([ 1., -1.,  0.], dtype=float32)
     """
-    check_range("scale_by_lion", "b1", b1, 0.0, 1.0)
-    check_range("scale_by_lion", "b2", b2, 0.0, 1.0)
+    b1 = check_range("scale_by_lion", "b1", b1, 0.0, 1.0)
+    b2 = check_range("scale_by_lion", "b2", b2, 0.0, 1.0)
 
     def init(params):
         return ScaleByLionState(zeros_state("scale_by_lion.init", params))
@@ -354,7 +354,7 @@ def clip(max_delta: float) -> GradientTransformation:
         >>> optim.clip(1.0).update(fnp.array([-3.0, 0.5, 2.0]), optim.EmptyState())[0]
         Array([-1. ,  0.5,  1. ], dtype=float32)
     """
-    check_range("clip", "max_delta", max_delta, 0.0)
+    max_delta = check_range("clip", "max_delta", max_delta, 0.0)
     return _stateless("clip", lambda g: fnp.clip(g, -max_delta, max_delta))
 
 
@@ -380,9 +380,10 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
         ...                optim.EmptyState())[0]
         {'a': Array([0.6], dtype=float32), 'b': Array([0.8], dtype=float32)}
     """
-    if not isinstance(max_norm, (int, float)) or not max_norm > 0:
+    if not isinstance(max_norm, (int, float, np.number)) or not max_norm > 0:
         raise ValueError(f"clip_by_global_norm: max_norm must be a positive number, got "
                          f"{max_norm!r}")
+    max_norm = float(max_norm)
 
     def update(grads, state, params=None, **extra_args):
         leaves = tree_util.leaves(grads)
@@ -422,7 +423,7 @@ def add_decayed_weights(weight_decay: float, mask=None) -> GradientTransformatio
         >>> opt.update(grads, opt.init(params), params)[0]
         {'b': Array([0.], dtype=float32), 'w': Array([1.], dtype=float32)}
     """
-    check_range("add_decayed_weights", "weight_decay", weight_decay, 0.0)
+    weight_decay = check_range("add_decayed_weights", "weight_decay", weight_decay, 0.0)
 
     def update(grads, state, params=None, **extra_args):
         if params is None:

@@ -197,14 +197,14 @@ def test_non_float_leaf_is_named():
     (lambda: optim.sgd(-0.1), r"sgd: learning_rate must be a non-negative number"),
     (lambda: optim.adam(1e-3, b1=1.0), r"adam: b1 must be in \[0.0, 1.0\), got 1.0"),
     (lambda: optim.adamw(1e-3, b2=-0.1), r"adamw: b2 must be in \[0.0, 1.0\)"),
-    (lambda: optim.adamw(1e-3, weight_decay=-1), r"adamw: weight_decay must be in >= 0"),
+    (lambda: optim.adamw(1e-3, weight_decay=-1), r"adamw: weight_decay must be >= 0"),
     (lambda: optim.rmsprop(1e-3, decay=1.5), r"rmsprop: decay must be in \[0.0, 1.0\)"),
     (lambda: optim.sgd(0.1, nesterov=True), r"sgd: nesterov=True needs a momentum > 0"),
     (lambda: optim.lion(0.1, b2=1), r"lion: b2 must be in"),
     (lambda: optim.adagrad("fast"), r"adagrad: learning_rate must be"),
     (lambda: optim.clip_by_global_norm(0.0), r"clip_by_global_norm: max_norm must be a "
                                              r"positive number"),
-    (lambda: optim.clip(-1.0), r"clip: max_delta must be in >= 0"),
+    (lambda: optim.clip(-1.0), r"clip: max_delta must be >= 0"),
     (lambda: optim.cosine_decay_schedule(1.0, 0), r"cosine_decay_schedule: decay_steps must"),
     (lambda: optim.warmup_cosine_decay_schedule(0.0, 1.0, 10, 5), r"decay_steps \(the total"),
     (lambda: optim.lbfgs(c1=0.95), r"lbfgs: the Wolfe constants need 0 < c1 < c2 < 1"),
@@ -234,3 +234,16 @@ def test_weight_decay_needs_params():
     params = {"w": fnp.ones(2)}
     with pytest.raises(ValueError, match=r"adamw\.update: weight decay needs the params"):
         opt.update(params, opt.init(params))
+
+
+def test_numpy_scalar_hyperparameters_do_not_promote_float32():
+    params = {"w": fnp.ones(2)}
+    for opt in (optim.adam(np.float64(1e-3), b1=np.float64(0.8)),
+                optim.sgd(np.float32(0.1), momentum=np.float64(0.9)),
+                optim.adamw(1e-3, weight_decay=np.float64(0.1)),
+                optim.sgd(lambda step: np.float64(0.1)),
+                optim.sgd(optim.cosine_decay_schedule(np.float64(0.1), 10))):
+        state = opt.init(params)
+        updates, state = opt.update({"w": fnp.ones(2)}, state, params)
+        assert updates["w"].dtype == np.float32
+        assert all(x.dtype in (np.float32, np.int32) for x in tree.leaves(state))
