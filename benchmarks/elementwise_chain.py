@@ -7,22 +7,26 @@ approximation. The NumPy baseline is the same math written by hand with NumPy uf
 backward derived by hand. ``fl.jit (no fusion)`` shows what fusion itself buys.
 Target: jitted forward + backward >= 2x faster than eager NumPy.
 
-Before row-chunk clusters (2 vCPUs, 1 thread): forward fl.jit 0.97x of NumPy's time (no
-fusion 1.01x, JAX 0.25x); forward + backward fl.jit 1.14-1.22x (no fusion 1.41-1.45x, fl
-eager 2.1x, JAX 0.40-0.43x, torch 3.1x): the mean and variance split the program into
-several loops, and the backward had full-size negations and broadcasts.
+Measured 2026-11-22 on the 2-vCPU EPYC, other jobs running (load 1.3-2), ratios of time vs
+NumPy by hand, the code before row-chunk clusters and after, run back to back:
 
-Now the whole forward is one loop over row chunks (the row sums sit inside it), and so is
-forward + backward (4 row sums, 51 ops): x is read once and the result written once.
-Measured 2026-11-22 on the 2-vCPU EPYC with other jobs running (load 1.8-3), ratios vs
-NumPy by hand: --threads 1: forward fl.jit 0.75x (no fusion 0.73x, JAX 0.32x), forward +
-backward 0.80-0.85x (no fusion 1.03-1.10x, JAX 0.33-0.36x); --threads 2 (fused loops split
-their rows between 2 threads, fusion.THREADS): 0.72x and 0.80x, no gain with the other
-core busy. Target missed at 1 thread: on this machine a 4 MiB array stays in L3, which
-streams nearly as fast as L2 (a one-input ufunc is no faster chunked), so what a chunk loop
-saves is allocations and some of the two-input traffic; the rest is the op count (the
-jitted backward has ~32 full-size ops where the hand-derived one has ~25) at ~0.1-0.2 ns
-per element each, and column broadcasts ((n, 1) operands) cost 2x a plain op in NumPy.
+| | before, 1 thread | after, 1 thread | before, 2 threads | after, 2 threads |
+|---|---|---|---|---|
+| forward, fl.jit | 0.89x | 0.80x | 0.96x | 0.72x |
+| forward + backward, fl.jit | 1.10x | 0.87x | 1.12x | 0.88x |
+| forward + backward, no fusion | 1.44x | 1.14x | 1.41x | 0.98x |
+| forward + backward, jax.jit | 0.40x | 0.42x | 0.32x | 0.37x |
+
+Before, the mean and variance split the program into several loops, and the backward had
+full-size negations and broadcasts ("no fusion" after: those passes plus the codegen's
+``out=`` reuse of dying buffers). After, the whole forward is one loop over row chunks
+(the row sums sit inside it) and so is forward + backward (4 row sums, 51 ops): x is read
+once and the result written once; with 2 threads each loop splits its rows between them
+(no gain here: the other core was busy). Target missed: on this machine a 4 MiB array
+stays in L3, which streams nearly as fast as L2 (a one-input ufunc is no faster chunked),
+so a chunk loop saves allocations and some two-input traffic only; the rest is op count
+(the jitted backward has ~32 full-size ops where the hand-derived one has ~25) at
+~0.1-0.2 ns per element each, and a column broadcast ((n, 1) operand) costs 2x a plain op.
 
 Run: ``python -m benchmarks.elementwise_chain [--threads N] [--json] [--quick]``
 """
