@@ -61,10 +61,10 @@ __all__ = ["fuse", "fused_elementwise_p", "Policy", "ENABLED", "MIN_SIZE", "MIN_
            "THREADS"]
 
 ENABLED = os.environ.get("FL_JIT_FUSION", "1") != "0"
-# Smallest result (elements) worth fusing: below it, arrays sit in cache anyway and the
-# loop's per-chunk overhead is not repaid.
+# Smallest op worth fusing (elements it computes, or a reduction reads); a cluster needs two.
+# Below it, arrays sit in cache anyway and the loop's per-chunk overhead is not repaid.
 MIN_SIZE = 1 << 16
-# Fewest equations worth a loop.
+# Fewest computing equations (views aside) worth a loop.
 MIN_OPS = 3
 # Elements per chunk (whole rows: a wider row gets one row). On the 2-vCPU Xeon (AVX-512), a
 # 9-op gelu chain on 1024x1024 float32 ran 0.6-1.3x eager NumPy at 4K, 2.1x at 16K, 2.3x at
