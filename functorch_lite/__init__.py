@@ -7,13 +7,28 @@ Example:
     Array([2., 4.], dtype=float32)
 """
 
-from functorch_lite import config, debug, random, tree
-from functorch_lite import data  # noqa: F401  (fl.data: datasets and the DataLoader)
-from functorch_lite import numpy  # noqa: F401  (import registers the primitives)
-from functorch_lite import optim  # noqa: F401  (fl.optim: optimizers as gradient transformations)
+from functorch_lite import (
+    config,
+    data,
+    debug,
+    numpy,  # noqa: F401  (import registers the primitives)
+    optim,
+    random,
+    tree,
+)
 from functorch_lite.autodiff import (
-    checkpoint, custom_jvp, custom_vjp, grad, hessian, jacfwd, jacrev, jvp, stop_gradient,
-    value_and_grad, vjp)
+    checkpoint,
+    custom_jvp,
+    custom_vjp,
+    grad,
+    hessian,
+    jacfwd,
+    jacrev,
+    jvp,
+    stop_gradient,
+    value_and_grad,
+    vjp,
+)
 from functorch_lite.batching import vmap
 from functorch_lite.control_flow import cond, fori_loop, scan, switch, while_loop
 from functorch_lite.core import Array, ConcretizationError, LeakedTracerError, Tracer
@@ -28,4 +43,4 @@ __all__ = [
     "custom_vjp", "custom_jvp", "checkpoint", "vmap", "jit", "make_graph", "disable_jit",
     "cond", "switch", "while_loop", "fori_loop", "scan",
 ]
-__all__ += ["random", "devices", "device_put", "default_device", "best_device"]
+__all__ += ["data", "optim", "random", "devices", "device_put", "default_device", "best_device"]

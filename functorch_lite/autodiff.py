@@ -118,6 +118,23 @@ class VJPTracer(_PrimalTracer):
         self.slot = slot
 
 
+# Arrays at least this big are replaced by their abstract values in a tape entry whose rule
+# reads only shapes; smaller ones cost more to describe than to keep.
+_SHAPES_ONLY_MIN_SIZE = 4096
+
+
+def _residuals(prim, out, primals):
+    """What a tape entry keeps for ``prim.vjp``: ``(out, primals)``, minus what it does not
+    read (see ``Primitive.vjp_reads``)."""
+    reads = prim.vjp_reads
+    if reads == "values":
+        return out, primals
+    if reads == "inputs":
+        return None, primals
+    return None, [aval_of(p) if type(p) is Array and p._buf.size >= _SHAPES_ONLY_MIN_SIZE
+                  else p for p in primals]
+
+
 class VJPTrace(_PrimalTrace):
     """Records each differentiable primitive applied to a tracked value.
 
@@ -182,7 +199,8 @@ class VJPTrace(_PrimalTrace):
                     _explain_failure(prim, primals, params, e)
                     raise
                 out = Array(out) if type(out) is np.ndarray else _wrap_result(out, primals)
-            residuals = (out, primals)
+            residuals = (out, primals) if prim.vjp_reads == "values" else \
+                _residuals(prim, out, primals)
         else:
             previous = ctx.trace
             ctx.trace = parent
@@ -193,7 +211,7 @@ class VJPTrace(_PrimalTrace):
                     out, residuals = custom_fwd(primals, tuple(needs), **params)
                 else:
                     out = bind(prim, *primals, **params)
-                    residuals = (out, primals)
+                    residuals = _residuals(prim, out, primals)
             finally:
                 ctx.trace = previous
         if prim.multiple_results:

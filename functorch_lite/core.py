@@ -179,6 +179,8 @@ def aval_of(x) -> ShapedArray:
         return x.aval
     if t in _PY_SCALAR_DTYPES:
         return ShapedArray((), _PY_SCALAR_DTYPES[t], weak_type=True)
+    if t is ShapedArray:
+        return x
     if hasattr(x, "shape") and hasattr(x, "dtype"):
         return ShapedArray(x.shape, x.dtype)
     return aval_of(to_buffer(x))
@@ -315,10 +317,17 @@ class Primitive:
         differentiable: ``False`` for primitives whose outputs never carry derivatives
             (comparisons, argmax, ...): autodiff traces pass them through as constants.
         multiple_results: ``impl`` returns a tuple.
+        vjp_reads: what ``vjp`` reads of ``out`` and ``primals``, so reverse mode keeps
+            no more than that alive until the backward pass: ``"values"`` (both, the
+            default), ``"inputs"`` (the primals only; ``out`` is passed as None: matmul,
+            maximum) or ``"shapes"`` (their abstract values only: linear ops, ``add``).
+            With less kept, an intermediate such as ``x @ w`` in ``x @ w + b`` is freed
+            as soon as the forward pass is done with it.
     """
 
     __slots__ = ("name", "impl", "abstract_eval", "jvp", "vjp", "batch", "emit",
-                 "differentiable", "multiple_results", "vjp_fwd", "vjp_bwd", "__dict__")
+                 "differentiable", "multiple_results", "vjp_fwd", "vjp_bwd",
+                 "vjp_reads", "__dict__")
 
     def __init__(self, name, impl, abstract_eval, *, jvp=None, vjp=None, batch=None,
                  emit=None, differentiable=True, multiple_results=False):
@@ -336,6 +345,7 @@ class Primitive:
         # forward and ``vjp_bwd(ct, residuals, needs, **params)`` replaces ``vjp``.
         self.vjp_fwd = None
         self.vjp_bwd = None
+        self.vjp_reads = "values"
         registry[name] = self
 
     def bind(self, *args, **params):

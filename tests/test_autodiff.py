@@ -124,6 +124,28 @@ def test_stop_gradient_and_integer_outputs_carry_no_gradient():
     np.testing.assert_allclose(g, [2.0])
 
 
+def test_reverse_mode_keeps_only_what_the_backward_pass_reads():
+    # x @ w is read by nothing in the backward pass of x @ w + b (matmul's rule needs x and
+    # w, add's only shapes): the tape must not keep it alive until the backward pass.
+    import gc
+    import weakref
+
+    seen = []
+
+    def loss(w):
+        xw = fnp.ones((128, 4)) @ w  # big enough to be worth dropping (>= 4096 elements)
+        seen.append(weakref.ref(xw.primal._buf))
+        h = fnp.maximum(xw + 1.0, 0.0)
+        del xw
+        gc.collect()
+        seen.append(seen[0]() is None)  # freed before the loss is even computed
+        return fnp.sum(h * h)
+
+    g = fl.grad(loss)(fnp.ones((4, 64)))
+    assert seen[1], "the matmul result is still referenced by the tape"
+    np.testing.assert_allclose(g, np.full((4, 64), 128 * 10.0))
+
+
 def test_jvp_and_vjp_agree():
     f = lambda x, y: fnp.exp(x) * fnp.sin(y)
     x, y = f64([0.2, 0.3]), f64([1.0, -1.0])

@@ -4,5 +4,12 @@ Each module declares its primitives once, with impl, shape rule, jvp, vjp, batch
 side by side (see ``rules`` for the helpers that derive them).
 """
 
-from functorch_lite.primitives import elementwise, indexing, linalg, random, reductions, shape  # noqa: F401, E501
-from functorch_lite.primitives import control_flow  # noqa: F401, E402
+from functorch_lite.primitives import (  # noqa: F401, E501
+    control_flow,  # noqa: F401, E402
+    elementwise,
+    indexing,
+    linalg,
+    random,
+    reductions,
+    shape,
+)

@@ -118,6 +118,7 @@ def _pow_dy(x, y, out):
 add_p = _b("add", (1, 1))
 subtract_p = _b("subtract", (1, -1))
 multiply_p = _b("multiply", (lambda x, y, out: y, lambda x, y, out: x))
+multiply_p.vjp_reads = "inputs"
 true_divide_p = _b("true_divide", (lambda x, y, out: 1 / y, lambda x, y, out: -out / y))
 floor_divide_p = _b("floor_divide", (None, None))  # piecewise constant
 remainder_p = _b("remainder", (1, lambda x, y, out: -fnp.floor_divide(x, y)))
@@ -239,6 +240,7 @@ def _extremum_rules(prim, ordered):
                 unbroadcast(_max_share(ct, *ordered(y, x)), y) if needs[1] else None)
 
     prim.jvp, prim.vjp = jvp, vjp
+    prim.vjp_reads = "inputs"  # the rules compare x and y; the output is not needed
 
 
 _extremum_rules(maximum_p, lambda x, y: (x, y))

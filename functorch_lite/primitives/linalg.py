@@ -226,6 +226,7 @@ def _matmul_emit(em, eqn, ins, outs, indent):
 matmul_p = Primitive("matmul", _matmul_impl, _matmul_eval, jvp=_matmul_jvp, vjp=_matmul_vjp,
                      batch=_matmul_batch, emit="matmul")
 matmul_p.emit_code = _matmul_emit
+matmul_p.vjp_reads = "inputs"  # the product itself is not needed for its derivatives
 
 
 # --------------------------------------------------------------------------------------

@@ -161,6 +161,7 @@ def unary(name, impl, derivative=None, *, emit=None, differentiable=True, batch=
                      batch=batch or _elementwise_batch(lambda *a, **p: bind(prim, *a, **p)),
                      emit=emit, differentiable=differentiable)
     prim.elementwise = True
+    prim.vjp_reads = "values" if derivative is not None else "shapes"
     return prim
 
 
@@ -202,6 +203,10 @@ def binary(name, impl, derivatives=None, *, emit=None, differentiable=True, batc
                      batch=batch or _elementwise_batch(lambda *a, **p: bind(prim, *a, **p)),
                      emit=emit, differentiable=differentiable)
     prim.elementwise = True
+    # add and subtract: constant derivatives, so the backward pass needs only shapes
+    constant = derivatives is None or all(
+        d is None or type(d) in _CONSTANT_TYPES for d in derivatives)
+    prim.vjp_reads = "shapes" if constant else "values"
     return prim
 
 
@@ -226,6 +231,7 @@ def linear(name, impl, abstract_eval, transpose, *, emit=None, batch=None,
     prim = Primitive(name, impl, abstract_eval, jvp=jvp, vjp=vjp, batch=batch, emit=emit,
                      multiple_results=multiple_results)
     prim.transpose = transpose
+    prim.vjp_reads = "shapes"
     return prim
 
 
