@@ -430,3 +430,15 @@ def test_fusion_inside_a_scan_body():
 
     x = _rand(SHAPE)
     _assert_close(fl.jit(f)(x), _without_fusion(f, x), np.float32)
+
+
+@pytest.mark.parametrize("env, threads", [
+    ({}, 1), ({"OMP_NUM_THREADS": "3"}, 3), ({"OMP_NUM_THREADS": "4,2"}, 4),
+    ({"OMP_NUM_THREADS": "auto"}, 1), ({"FL_JIT_THREADS": "2", "OMP_NUM_THREADS": "8"}, 2),
+    ({"FL_JIT_THREADS": "0"}, 1)])
+def test_thread_count_from_the_environment_never_fails(monkeypatch, env, threads):
+    for name in ("FL_JIT_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert fusion._threads_from_environment() == threads

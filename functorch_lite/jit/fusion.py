@@ -76,8 +76,21 @@ _ALIGN = 64  # bytes; unaligned out= buffers are up to 2x slower (PERF-NOTES.md)
 # Threads a fused loop may split its rows among (each thread runs whole chunks with its own
 # buffers): ``FL_JIT_THREADS``, else ``OMP_NUM_THREADS`` (what the benchmarks' ``--threads``
 # sets for BLAS), else 1. Read when a loop runs.
-THREADS = max(1, int(os.environ.get("FL_JIT_THREADS") or os.environ.get("OMP_NUM_THREADS")
-                     or 1))
+def _threads_from_environment():
+    """``FL_JIT_THREADS`` or ``OMP_NUM_THREADS`` as a count; OpenMP's nested form ``"4,2"``
+    counts its first level, and a value that is not a count means 1 (never an import
+    error)."""
+    for name in ("FL_JIT_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").split(",")[0].strip()
+        if value:
+            try:
+                return max(1, int(value))
+            except ValueError:
+                return 1
+    return 1
+
+
+THREADS = _threads_from_environment()
 
 
 class Policy(NamedTuple):
