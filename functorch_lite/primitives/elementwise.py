@@ -117,7 +117,7 @@ def _pow_dy(x, y, out):
 
 add_p = _b("add", (1, 1))
 subtract_p = _b("subtract", (1, -1))
-multiply_p = _b("multiply", (lambda x, y, out: y, lambda x, y, out: x))
+multiply_p = _b("multiply", (lambda x, y, out: y, lambda x, y, out: x), symmetric=True)
 multiply_p.vjp_reads = "inputs"
 true_divide_p = _b("true_divide", (lambda x, y, out: 1 / y, lambda x, y, out: -out / y))
 floor_divide_p = _b("floor_divide", (None, None))  # piecewise constant

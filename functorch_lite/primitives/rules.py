@@ -165,11 +165,14 @@ def unary(name, impl, derivative=None, *, emit=None, differentiable=True, batch=
     return prim
 
 
-def binary(name, impl, derivatives=None, *, emit=None, differentiable=True, batch=None):
+def binary(name, impl, derivatives=None, *, emit=None, differentiable=True, batch=None,
+           symmetric=False):
     """Declare a broadcasting elementwise primitive of two (or more) operands.
 
     ``derivatives`` holds one ``d(x, y, out)`` per operand (a number such as ``1`` or
     ``-1`` skips the multiplication, ``None`` means that operand gets no derivative).
+    ``symmetric``: ``f(x, y) == f(y, x)`` with the derivatives swapped, so when both
+    operands are one value (``x * x``) their cotangents are equal and computed once.
     """
 
     if derivatives is None:
@@ -190,6 +193,11 @@ def binary(name, impl, derivatives=None, *, emit=None, differentiable=True, batc
             return out, (None if t_out is None else _broadcast_tangent(t_out, out))
 
         def vjp(ct, out, primals, needs, **params):
+            if symmetric and primals[0] is primals[1] and needs[0]:
+                d = derivatives[0]
+                g = _scale(ct, d if type(d) in _CONSTANT_TYPES else d(*primals, out))
+                g = unbroadcast(g, primals[0])
+                return g, g
             cts = []
             for x, d, need in zip(primals, derivatives, needs):
                 if not need or d is None:

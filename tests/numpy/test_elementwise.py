@@ -45,3 +45,14 @@ def test_extremum_gradient_of_a_broadcast_operand_is_summed():
 def test_relu_second_derivative_is_zero():
     d2 = fl.grad(fl.grad(lambda v: fnp.maximum(v, 0.0) * 3.0))(np.float64(2.0))
     assert float(d2) == 0.0
+
+
+def test_square_written_as_a_product_differentiates_to_twice_x():
+    # x * x takes the shared-operand path of the multiply rule: one cotangent, used twice.
+    x = np.array([1.0, -2.0, 3.0])
+    np.testing.assert_array_equal(np.asarray(fl.grad(lambda v: fnp.sum(v * v))(x)), 2 * x)
+    h = fl.hessian(lambda v: fnp.sum(v * v * v))(x)
+    np.testing.assert_allclose(np.asarray(h), np.diag(6 * x))
+    b = np.ones((2, 3))  # broadcast against itself through a reshape-free product
+    np.testing.assert_array_equal(
+        np.asarray(fl.grad(lambda v: fnp.sum(v * v * b))(x)), 4 * x)
