@@ -14,8 +14,10 @@ from functorch_lite import (
     numpy,  # noqa: F401  (import registers the primitives)
     optim,
     random,
+    train,
     tree,
 )
+from functorch_lite._io import load, save
 from functorch_lite.autodiff import (
     checkpoint,
     custom_jvp,
@@ -44,3 +46,4 @@ __all__ = [
     "cond", "switch", "while_loop", "fori_loop", "scan",
 ]
 __all__ += ["data", "optim", "random", "devices", "device_put", "default_device", "best_device"]
+__all__ += ["train", "save", "load"]
