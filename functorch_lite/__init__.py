@@ -11,6 +11,7 @@ from functorch_lite import (
     config,
     data,
     debug,
+    nn,
     numpy,  # noqa: F401  (import registers the primitives)
     optim,
     random,
@@ -47,3 +48,4 @@ __all__ = [
 ]
 __all__ += ["data", "optim", "random", "devices", "device_put", "default_device", "best_device"]
 __all__ += ["train", "save", "load"]
+__all__ += ["nn"]
