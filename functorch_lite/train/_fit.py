@@ -56,7 +56,8 @@ def fit(model_or_loss_fn, params, optimizer, train_loader, val_loader=None, *, e
             when it exists, so models run with ``train=False``).
         epochs: the number of epochs (counted from ``start_epoch``).
         loss, metrics: with a model: ``loss(out, y)`` and ``{name: fn(out, y)}``.
-        state: the model state (``model.init``'s second result); training then runs on
+        state: the model state (``model.init``'s second result; required with a model
+            unless ``params`` is a ``Variables``); training then runs on
             ``Variables(params, state)`` and the first result is that ``Variables``.
         opt_state: resume from this optimizer state (default ``optimizer.init(params)``).
         callbacks: :class:`Callback` s (:class:`EarlyStopping`, :class:`ModelCheckpoint`...).
@@ -91,6 +92,10 @@ def fit(model_or_loss_fn, params, optimizer, train_loader, val_loader=None, *, e
         (['grad_norm', 'loss', 'val_loss'], True)
     """
     loss_fn = _loss_function(model_or_loss_fn, loss, metrics)
+    if loss_fn is not model_or_loss_fn and state is None and not isinstance(params, Variables):
+        raise TypeError("fl.train.fit: a model trains on its params and its state: "
+                        "params, state = model.init(key); fit(model, params, optimizer, "
+                        "loader, loss=..., state=state).")
     if state is not None and not isinstance(params, Variables):
         params = Variables(params, state)
     if opt_state is None:

@@ -18,7 +18,12 @@ def make_progress(enabled, epochs, file=None):
 
 
 def format_metrics(logs):
-    return "  ".join(f"{name} {value:.4g}" for name, value in logs.items())
+    """``loss 0.1  mae 0.2  val_loss 0.3 ...``: training metrics first, each loss first."""
+    def order(name):
+        base = name.removeprefix("val_")
+        return name.startswith("val_"), base != "loss", base
+
+    return "  ".join(f"{name} {logs[name]:.4g}" for name in sorted(logs, key=order))
 
 
 class Progress:
