@@ -15,11 +15,12 @@ from functorch_lite.train._supervised import supervised
 class Loop:
     """The running state of a :func:`fit` call, handed to every callback hook."""
 
-    def __init__(self, params, opt_state, donate):
+    def __init__(self, params, opt_state, loss_fn, donate):
         self.params, self.opt_state, self.donate = params, opt_state, donate
         self.epoch, self.step, self.history, self.stop_training = 0, 0, {}, False
         self._last_inputs = None    # (params before the step, batch, key)
-        self._grad_fn = None
+        # Only traced when a GradientHealth warning needs the per-leaf norms.
+        self._grad_fn = jit(grad(_objective_loss(loss_fn)))
 
     def last_grad_norms(self):
         """``{key path: norm}`` of the latest step's gradient (recomputed), or None when
@@ -108,8 +109,7 @@ def fit(model_or_loss_fn, params, optimizer, train_loader, val_loader=None, *, e
 
     step_fn = make_step(loss_fn, optimizer, donate=donate)
     eval_fn = make_eval_step(loss_fn) if val_loader is not None else None
-    loop = Loop(params, opt_state, donate)
-    loop._grad_fn = jit(grad(_objective_loss(loss_fn)))
+    loop = Loop(params, opt_state, loss_fn, donate)
     display = make_progress(progress, start_epoch + epochs)
 
     for c in callbacks:
