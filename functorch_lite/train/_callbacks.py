@@ -206,7 +206,7 @@ class GradientHealth(Callback):
                          "learning rate.",
             "exploding": " Lower the learning rate or clip (optim.clip_by_global_norm).",
         }[kind]
-        warnings.warn(message, GradientWarning, stacklevel=4)
+        warnings.warn(message, GradientWarning, stacklevel=5)   # the caller of fit
 
 
 def _blame(kind, norms):

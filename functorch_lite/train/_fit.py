@@ -67,8 +67,9 @@ def fit(model_or_loss_fn, params, optimizer, train_loader, val_loader=None, *, e
         grad_health: add a :class:`GradientHealth` callback (unless one is given).
         donate: donate params/opt_state to the step (fewer allocations; the arrays you
             pass in are invalidated).
-        start_epoch: the first epoch number (for resuming: the loader's shuffle order and
-            the step keys follow it).
+        start_epoch: the first epoch number, for resuming: the loader's shuffle order
+            follows it, and the step count (hence the step keys) starts at
+            ``start_epoch * len(train_loader)`` when the loader has a length.
 
     Returns:
         ``(params, opt_state, history)``; ``params`` is a ``Variables`` when ``state`` is
@@ -110,6 +111,7 @@ def fit(model_or_loss_fn, params, optimizer, train_loader, val_loader=None, *, e
     step_fn = make_step(loss_fn, optimizer, donate=donate)
     eval_fn = make_eval_step(loss_fn) if val_loader is not None else None
     loop = Loop(params, opt_state, loss_fn, donate)
+    loop.step = start_epoch * (_length(train_loader) or 0)   # a resumed run's step keys
     display = make_progress(progress, start_epoch + epochs)
 
     for c in callbacks:
