@@ -1,4 +1,5 @@
-"""nn activations and losses against torch.nn.functional, values and gradients."""
+"""nn activations and losses against torch.nn.functional, values and gradients (skipped
+without PyTorch; test_losses_closed_form.py checks them against NumPy formulas)."""
 
 import numpy as np
 import pytest
@@ -48,12 +49,6 @@ def test_activation_values_and_grads(ours, theirs):
     close(fl.grad(lambda x: fnp.sum(ours(x)))(x), g_t, atol=1e-4)
 
 
-def test_softmax_and_log_softmax_are_stable():
-    x = fnp.array([[1e4, 0.0, -1e4]])
-    assert np.isfinite(np.asarray(nn.log_softmax(x))).all()
-    close(nn.softmax(x), np.array([[1.0, 0.0, 0.0]]))
-
-
 @pytest.mark.parametrize("smoothing", [0.0, 0.2])
 def test_cross_entropy_integer_labels(smoothing):
     logits, labels = data(6, 5), np.array([0, 4, 2, 2, 1, 3])
@@ -74,13 +69,6 @@ def test_cross_entropy_probabilities(smoothing):
     loss_t = F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(probs),
                              label_smoothing=smoothing)
     close(nn.cross_entropy(logits, probs, label_smoothing=smoothing), loss_t)
-
-
-def test_cross_entropy_huge_logits_stay_finite():
-    logits = fnp.array([[1e6, -1e6], [-1e6, 1e6]])
-    assert float(nn.cross_entropy(logits, fnp.array([0, 1]))) == 0.0
-    g = fl.grad(lambda z: nn.cross_entropy(z, fnp.array([1, 0])))(logits)
-    assert np.isfinite(np.asarray(g)).all()
 
 
 def test_nll_matches_cross_entropy_and_torch():
@@ -121,12 +109,3 @@ def test_huber_gradient_matches_torch():
     t = torch.from_numpy(pred).requires_grad_()
     F.huber_loss(t, torch.from_numpy(target), delta=1.5).backward()
     close(fl.grad(lambda p: nn.huber(p, target, delta=1.5))(pred), t.grad)
-
-
-def test_loss_errors():
-    with pytest.raises(ValueError, match=r"nn.cross_entropy: integer labels .*\(3,\).*\(4,\)"):
-        nn.cross_entropy(fnp.zeros((3, 5)), fnp.zeros(4, dtype=fnp.int32))
-    with pytest.raises(ValueError, match="reduction"):
-        nn.mse(fnp.zeros(3), fnp.zeros(3), reduction="avg")
-    with pytest.raises(ValueError, match="label_smoothing"):
-        nn.cross_entropy(fnp.zeros((3, 5)), fnp.zeros(3, dtype=fnp.int32), label_smoothing=2)
