@@ -64,6 +64,8 @@ class Sequential(Module):
         # Each layer runs in eval mode on its initial state (BatchNorm: the running stats
         # it starts with), which is enough to know the shapes.
         shapes = {}
+        if x is None:  # summary(params) without an input: no output shapes
+            return shapes
         for layer, p in zip(self.layers, params, strict=True):
             x, _ = layer.apply(p, layer.init(random.key(0))[1], x, train=False)
             shapes[id(layer)] = _shape_of(x)

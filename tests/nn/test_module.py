@@ -250,6 +250,9 @@ def test_summary_and_count_params():
     assert any("(5): Linear(in_features=64, out_features=10" in line and "-> (2, 10)" in line
                for line in lines)
     assert "(2): Lambda(relu)" in text
+    # Without an input (the DESIGN.md example: print(model.summary(params))): no shapes.
+    text = model.summary(params)
+    assert text.splitlines()[-1] == "Total params: 698" and "->" not in text
     user = ConvNet()
     user_params, _ = user.init(fl.random.key(0))
     text = user.summary(user_params)
