@@ -25,17 +25,19 @@ __all__ = ["DataLoader"]
 _UINT64 = 2**64
 
 
-def _positive_int(name, value, minimum=1):
+def _int_arg(where, name, value, minimum=1, limit=None):
+    """``value`` as an int in ``[minimum, limit)``, or a TypeError/ValueError naming
+    ``where`` and ``name``."""
+    wanted = f"an int >= {minimum}" if limit is None else f"an int in [{minimum}, {limit})"
     try:
         if isinstance(value, bool):
             raise TypeError
         value = operator.index(value)
     except TypeError:
-        raise TypeError(f"fl.data.DataLoader: {name} must be an int >= {minimum}, got "
-                        f"{value!r:.40} ({type(value).__name__})") from None
-    if value < minimum:
-        raise ValueError(f"fl.data.DataLoader: {name} must be an int >= {minimum}, got "
-                         f"{value}")
+        raise TypeError(f"{where}: {name} must be {wanted}, got {value!r:.40} "
+                        f"({type(value).__name__})") from None
+    if value < minimum or (limit is not None and value >= limit):
+        raise ValueError(f"{where}: {name} must be {wanted}, got {value}")
     return value
 
 
@@ -119,12 +121,12 @@ class DataLoader:
                  num_workers=0, prefetch=2, collate_fn=None, *, start_method=None):
         self.dataset = dataset
         self._length = dataset_length("fl.data.DataLoader", dataset)
-        self.batch_size = _positive_int("batch_size", batch_size)
+        self.batch_size = _int_arg("fl.data.DataLoader", "batch_size", batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.seed = _seed_int(seed)
-        self.num_workers = _positive_int("num_workers", num_workers, minimum=0)
-        self.prefetch = _positive_int("prefetch", prefetch)
+        self.num_workers = _int_arg("fl.data.DataLoader", "num_workers", num_workers, minimum=0)
+        self.prefetch = _int_arg("fl.data.DataLoader", "prefetch", prefetch)
         if collate_fn is not None and not callable(collate_fn):
             raise TypeError(f"fl.data.DataLoader: collate_fn must be callable (a list of "
                             f"samples -> a batch), got {type(collate_fn).__name__}")
@@ -154,7 +156,8 @@ class DataLoader:
             >>> fl.data.DataLoader(ds, batch_size=2).indices(0).tolist()
             [0, 1, 2, 3, 4]
         """
-        epoch = _epoch_number(epoch)
+        epoch = _int_arg("fl.data.DataLoader.epoch", "the epoch", epoch, minimum=0,
+                         limit=_UINT64)
         if not self.shuffle:
             return np.arange(self._length, dtype=np.int64)
         key = np.array([self.seed, epoch], dtype=np.uint64)
@@ -211,17 +214,3 @@ class DataLoader:
         seed = f", seed={self.seed}" if self.shuffle else ""
         return (f"DataLoader({self.dataset!r}, batch_size={self.batch_size}{options}{seed}; "
                 f"{len(self)} batches)")
-
-
-def _epoch_number(epoch):
-    try:
-        if isinstance(epoch, bool):
-            raise TypeError
-        epoch = operator.index(epoch)
-    except TypeError:
-        raise TypeError(f"fl.data.DataLoader.epoch: the epoch must be an int, got "
-                        f"{epoch!r:.40}") from None
-    if not 0 <= epoch < _UINT64:
-        raise ValueError(f"fl.data.DataLoader.epoch: the epoch must be a non-negative int, "
-                         f"got {epoch}")
-    return epoch
