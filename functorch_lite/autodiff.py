@@ -199,6 +199,7 @@ class VJPTrace(_PrimalTrace):
                     _explain_failure(prim, primals, params, e)
                     raise
                 out = Array(out) if type(out) is np.ndarray else _wrap_result(out, primals)
+            # _residuals inlined for its common case (one call less per recorded op)
             residuals = (out, primals) if prim.vjp_reads == "values" else \
                 _residuals(prim, out, primals)
         else:

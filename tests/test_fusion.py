@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from workloads import gelu, layernorm
 
 import functorch_lite as fl
 import functorch_lite.numpy as fnp
@@ -22,10 +23,6 @@ assert SHAPE[0] * SHAPE[1] >= fusion.MIN_SIZE
 
 def _rand(shape, dtype=np.float32, seed=0):
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
-
-
-def _gelu(x):
-    return 0.5 * x * (1 + fnp.tanh(0.7978845608 * (x + 0.044715 * x * x * x)))
 
 
 def _fused_nodes(graph):
@@ -123,15 +120,15 @@ def test_random_chains_match_unfused_and_eager(chain, dtype):
 # --------------------------------------------------------------------------------------
 def test_a_chain_is_one_node_in_make_graph():
     x = _rand(SHAPE)
-    graph = fl.make_graph(_gelu)(x)
+    graph = fl.make_graph(gelu)(x)
     typecheck(graph)
     assert "fused_elementwise[n=9] a" in str(graph)
     assert len(graph.eqns) == 1
-    np.testing.assert_array_equal(fl.jit(_gelu)(x), _without_fusion(_gelu, x))
+    np.testing.assert_array_equal(fl.jit(gelu)(x), _without_fusion(gelu, x))
 
 
 def test_lower_shows_the_fused_graph_and_the_chunk_loop():
-    lowered = fl.jit(_gelu).lower(_rand(SHAPE))
+    lowered = fl.jit(gelu).lower(_rand(SHAPE))
     assert "fused_elementwise" in str(lowered)
     assert "for " in lowered.source and "out=" in lowered.source
     assert "_aligned_empty" in lowered.source
@@ -139,16 +136,16 @@ def test_lower_shows_the_fused_graph_and_the_chunk_loop():
 
 def test_small_arrays_and_short_chains_are_not_fused():
     small = _rand((100, 100))
-    assert not _fused_nodes(fl.make_graph(_gelu)(small))
-    assert "for " not in fl.jit(_gelu).lower(small).source
+    assert not _fused_nodes(fl.make_graph(gelu)(small))
+    assert "for " not in fl.jit(gelu).lower(small).source
     two_ops = fl.make_graph(lambda x: fnp.tanh(x) * 2)(_rand(SHAPE))
     assert not _fused_nodes(two_ops)
 
 
 def test_disabled_fusion_leaves_the_graph_alone(monkeypatch):
     monkeypatch.setattr(fusion, "ENABLED", False)
-    assert not _fused_nodes(fl.make_graph(_gelu)(_rand(SHAPE)))
-    assert "for " not in fl.jit(_gelu).lower(_rand(SHAPE)).source
+    assert not _fused_nodes(fl.make_graph(gelu)(_rand(SHAPE)))
+    assert "for " not in fl.jit(gelu).lower(_rand(SHAPE)).source
 
 
 def test_aligned_buffers():
@@ -234,7 +231,7 @@ def test_layernorm_gelu_is_one_loop_with_the_unfused_bits(dtype):
 def test_layernorm_backward_with_scale_and_shift(dtype):
     # The gradients of gamma and beta sum over the rows: accumulated over the chunks.
     def loss(x, gamma, beta, w):
-        return fnp.sum(_gelu(_layer(x) * gamma + beta) * w)
+        return fnp.sum(gelu(_layer(x) * gamma + beta) * w)
 
     x, w = _rand(SHAPE, dtype), _rand(SHAPE, dtype, seed=1)
     gamma, beta = _rand((SHAPE[1],), dtype, seed=2), _rand((SHAPE[1],), dtype, seed=3)
@@ -386,9 +383,7 @@ def test_where_comparisons_and_casts():
 # Transforms
 # --------------------------------------------------------------------------------------
 def _layer(x):
-    m = fnp.mean(x, axis=-1, keepdims=True)
-    c = x - m
-    return _gelu(c / fnp.sqrt(fnp.mean(c * c, axis=-1, keepdims=True) + 1e-5))
+    return gelu(layernorm(x))
 
 
 def _loss(x):
@@ -408,25 +403,25 @@ def test_grad_of_jit_and_jit_of_grad(dtype):
 
 def test_vmap_of_jit_and_jit_of_vmap():
     xs = _rand((2,) + SHAPE)
-    want = np.stack([np.asarray(_gelu(fnp.asarray(x))) for x in xs])
-    _assert_close(fl.vmap(fl.jit(_gelu))(xs), want, np.float32)
-    assert _fused_nodes(fl.make_graph(fl.vmap(_gelu))(xs))
-    _assert_close(fl.jit(fl.vmap(_gelu))(xs), want, np.float32)
+    want = np.stack([np.asarray(gelu(fnp.asarray(x))) for x in xs])
+    _assert_close(fl.vmap(fl.jit(gelu))(xs), want, np.float32)
+    assert _fused_nodes(fl.make_graph(fl.vmap(gelu))(xs))
+    _assert_close(fl.jit(fl.vmap(gelu))(xs), want, np.float32)
 
 
 def test_a_fused_graph_runs_in_the_interpreter_eagerly_and_under_grad():
     x = _rand(SHAPE, np.float64)
-    graph = fl.make_graph(_gelu)(x)
+    graph = fl.make_graph(gelu)(x)
     assert _fused_nodes(graph)
     (out,) = eval_graph(graph, [fnp.asarray(x)])
-    _assert_close(out, _gelu(fnp.asarray(x)), np.float64)
+    _assert_close(out, gelu(fnp.asarray(x)), np.float64)
     got = fl.grad(lambda x: fnp.sum(eval_graph(graph, [x])[0]))(x)
-    _assert_close(got, fl.grad(lambda x: fnp.sum(_gelu(x)))(x), np.float64)
+    _assert_close(got, fl.grad(lambda x: fnp.sum(gelu(x)))(x), np.float64)
 
 
 def test_fusion_inside_a_scan_body():
     def f(x):
-        return fl.scan(lambda c, _: (_gelu(c) + c, None), x, None, length=3)[0]
+        return fl.scan(lambda c, _: (gelu(c) + c, None), x, None, length=3)[0]
 
     x = _rand(SHAPE)
     _assert_close(fl.jit(f)(x), _without_fusion(f, x), np.float32)

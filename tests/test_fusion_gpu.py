@@ -15,6 +15,7 @@ import re
 
 import numpy as np
 import pytest
+from workloads import gelu, layernorm, with_special_values
 
 import functorch_lite as fl
 import functorch_lite.numpy as fnp
@@ -239,30 +240,11 @@ def _rand(shape, dtype=np.float32, seed=0):
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
-def _with_specials(x, y):
-    """``x`` and ``y`` whose first elements pair up nan, +-inf, +-0 and ties."""
-    x, y = x.copy(), y.copy()
-    x.flat[:8] = [0.0, -0.0, np.nan, 1.0, np.inf, -np.inf, np.inf, 1.0]
-    y.flat[:8] = [-0.0, 0.0, 1.0, np.nan, np.inf, -np.inf, -np.inf, 1.0]
-    return x, y
-
-
-def _gelu(x):
-    return 0.5 * x * (1 + fnp.tanh(0.7978845608 * (x + 0.044715 * x * x * x)))
-
-
-def _layernorm(x):
-    m = fnp.mean(x, axis=-1, keepdims=True)
-    c = x - m
-    v = fnp.mean(c * c, axis=-1, keepdims=True)
-    return c / fnp.sqrt(v + 1e-5)
-
-
 # --------------------------------------------------------------------------------------
 # Exact kernel source
 # --------------------------------------------------------------------------------------
 def test_gelu_chain_source():
-    (k,) = cuda_sources(_gelu, np.ones((8, 16), np.float32))
+    (k,) = cuda_sources(gelu, np.ones((8, 16), np.float32))
     assert (k.kind, k.in_params, k.out_params) == (
         "ElementwiseKernel", "float32 in0", "float32 out0")
     assert k.body == "\n".join([
@@ -356,7 +338,7 @@ def test_broadcast_inputs_are_passed_whole():
 
 
 def test_a_trailing_sum_is_a_reduction_kernel_recomputing_its_chain():
-    ew, red, _ = cuda_sources(_layernorm, np.ones((8, 16), np.float32))
+    ew, red, _ = cuda_sources(layernorm, np.ones((8, 16), np.float32))
     assert (ew.kind, ew.body) == ("ElementwiseKernel", "float t0 = in0 - in1;\nout0 = t0;")
     assert (red.kind, red.in_params, red.out_params, red.axes, red.reduce_type) == (
         "ReductionKernel", "float32 in0, float32 in1", "float32 out0", (1,), "float")
@@ -407,7 +389,7 @@ def _kernel_ops(fn):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
 def test_each_float_op_matches_eager_numpy(emit, dtype):
     prim, nin = _prim(emit)
-    x, y = _with_specials(_rand((6, 7), dtype) * 2, _rand((6, 7), dtype, seed=1))
+    x, y = with_special_values(_rand((6, 7), dtype) * 2, _rand((6, 7), dtype, seed=1))
 
     def f(x, y):
         return bind(prim, *(x, y)[:nin]) * 2 * 3  # keeps the signs of zeros
@@ -424,7 +406,7 @@ def test_each_float_op_matches_eager_numpy(emit, dtype):
 def test_each_bool_op_matches_eager_numpy(emit):
     prim, nin = _prim(emit)
     rule, _ = fusion_gpu.BOOL_OPS[emit]
-    x, y = _with_specials(_rand((6, 7)), _rand((6, 7), seed=1))
+    x, y = with_special_values(_rand((6, 7)), _rand((6, 7), seed=1))
 
     def f(x, y):
         args = (x > 0.5, y < 0) if rule == "bool" else (x, y)
@@ -440,7 +422,7 @@ def test_each_bool_op_matches_eager_numpy(emit):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
 def test_gelu_of_layernorm_matches_eager(dtype):
     x = _rand((16, 32), dtype)
-    fn = _check_against_eager(lambda x: _gelu(_layernorm(x)), x,
+    fn = _check_against_eager(lambda x: gelu(layernorm(x)), x,
                               rtol=1e-5 if dtype != np.float16 else 2e-2)
     # float16 means are taken in float32: more, smaller clusters than in float32.
     kernels = (fn.source.count("= _ElementwiseKernel"), fn.source.count("= _ReductionKernel"))
@@ -452,7 +434,7 @@ def test_where_compare_chain_with_integers_and_broadcasting_matches_eager():
         mask = fnp.logical_and(x > col, i != 2)
         return fnp.where(mask, fnp.exp(x) * s, -x), fnp.astype(mask, np.float32) + col
 
-    x, col = _with_specials(_rand((8, 9)), _rand((8, 1), seed=1))
+    x, col = with_special_values(_rand((8, 9)), _rand((8, 1), seed=1))
     i = np.arange(72, dtype=np.int32).reshape(8, 9) % 4
     fn = _check_against_eager(f, x, col, i, 0.5)
     assert fn.source.count("= _ElementwiseKernel") == 1
@@ -460,7 +442,7 @@ def test_where_compare_chain_with_integers_and_broadcasting_matches_eager():
 
 def test_gradient_program_matches_eager():
     def loss(x):
-        return fnp.sum(_gelu(_layernorm(x)) ** 2)
+        return fnp.sum(gelu(layernorm(x)) ** 2)
 
     x = _rand((8, 16))
     fn, leaves = _compile_for_gpu(fl.grad(loss), x)

@@ -150,12 +150,6 @@ class _Pool2d(Module):
             raise ValueError(f"nn.{name}: padding {self.padding} must be at most half the "
                              f"kernel size {self.kernel_size}")
 
-    def init(self, key):
-        return {}, {}
-
-    def _param_keys(self):
-        return []
-
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 

@@ -99,12 +99,6 @@ class Flatten(Module):
         self.start_dim = start_dim
         self.end_dim = end_dim
 
-    def init(self, key):
-        return {}, {}
-
-    def _param_keys(self):
-        return []
-
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
@@ -177,12 +171,6 @@ class Dropout(Module):
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"nn.Dropout: p must be in [0, 1], got {p}")
         self.p = p
-
-    def init(self, key):
-        return {}, {}
-
-    def _param_keys(self):
-        return []
 
     def extra_repr(self):
         return f"p={self.p}"

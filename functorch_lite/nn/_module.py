@@ -261,12 +261,6 @@ class Lambda(Module):
     def __init__(self, fn):
         self.fn = fn
 
-    def init(self, key):
-        return {}, {}
-
-    def _param_keys(self):
-        return []
-
     def extra_repr(self):
         return getattr(self.fn, "__name__", repr(self.fn))
 

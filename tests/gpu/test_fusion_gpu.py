@@ -8,6 +8,7 @@ no GPU. tests/test_fusion_gpu.py checks the same translation without CUDA.
 
 import numpy as np
 import pytest
+from workloads import gelu, layernorm, with_special_values
 
 import functorch_lite as fl
 import functorch_lite.numpy as fnp
@@ -25,17 +26,6 @@ if len(fl.devices()) < 2:
 TOL = {np.float16: 2e-3, np.float32: 2e-5, np.float64: 1e-12}
 
 
-def _gelu(x):
-    return 0.5 * x * (1 + fnp.tanh(0.7978845608 * (x + 0.044715 * x * x * x)))
-
-
-def _layernorm(x):
-    m = fnp.mean(x, axis=-1, keepdims=True)
-    c = x - m
-    v = fnp.mean(c * c, axis=-1, keepdims=True)
-    return c / fnp.sqrt(v + 1e-5)
-
-
 def _host(tree):
     return [np.asarray(leaf) for leaf in fl.tree.leaves(tree)]
 
@@ -48,14 +38,6 @@ def _assert_close(got, want, dtype):
         else:
             tol = TOL[w.dtype.type]
             np.testing.assert_allclose(g, w, rtol=tol, atol=tol, equal_nan=True)
-
-
-def _specials(x, y):
-    """``x`` and ``y`` whose first elements pair up nan, +-inf, +-0 and ties."""
-    x, y = x.copy(), y.copy()
-    x.flat[:8] = [0.0, -0.0, np.nan, 1.0, np.inf, -np.inf, np.inf, 1.0]
-    y.flat[:8] = [-0.0, 0.0, 1.0, np.nan, np.inf, -np.inf, -np.inf, 1.0]
-    return x, y
 
 
 def _kernel_calls(jitted, *args):
@@ -75,7 +57,7 @@ def _prim(emit):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
 def test_each_float_op_compiles_and_matches_eager_cupy(gpu, to_gpu, rng, emit, dtype):
     prim, nin = _prim(emit)
-    x, y = _specials(rng.normal(size=(64, 33)).astype(dtype) * 2,
+    x, y = with_special_values(rng.normal(size=(64, 33)).astype(dtype) * 2,
                      rng.normal(size=(64, 33)).astype(dtype))
 
     def f(x, y):
@@ -92,7 +74,7 @@ def test_each_float_op_compiles_and_matches_eager_cupy(gpu, to_gpu, rng, emit, d
 def test_each_bool_op_compiles_and_matches_eager_cupy(gpu, to_gpu, rng, emit):
     prim, nin = _prim(emit)
     rule, _ = fusion_gpu.BOOL_OPS[emit]
-    x, y = _specials(rng.normal(size=(64, 33)).astype(np.float32),
+    x, y = with_special_values(rng.normal(size=(64, 33)).astype(np.float32),
                      rng.normal(size=(64, 33)).astype(np.float32))
 
     def f(x, y):
@@ -111,7 +93,7 @@ def test_each_bool_op_compiles_and_matches_eager_cupy(gpu, to_gpu, rng, emit):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
 def test_gelu_of_layernorm_equals_eager(gpu, to_gpu, rng, dtype):
     x = rng.normal(size=(256, 512)).astype(dtype)
-    f = lambda x: _gelu(_layernorm(x))  # noqa: E731
+    f = lambda x: gelu(layernorm(x))  # noqa: E731
     jitted = fl.jit(f)
     gx = to_gpu(x)
     got = jitted(gx)
@@ -126,7 +108,7 @@ def test_gelu_of_layernorm_equals_eager(gpu, to_gpu, rng, dtype):
 
 def test_make_graph_shows_the_gpu_clusters(to_gpu, rng):
     gx = to_gpu(rng.normal(size=(64, 128)).astype(np.float32))
-    assert "fused_elementwise" in str(fl.make_graph(_gelu)(gx))
+    assert "fused_elementwise" in str(fl.make_graph(gelu)(gx))
 
 
 def test_where_compare_chain_with_integers_and_broadcasting(gpu, to_gpu, rng):
@@ -134,7 +116,7 @@ def test_where_compare_chain_with_integers_and_broadcasting(gpu, to_gpu, rng):
         mask = fnp.logical_and(x > col, i != 2)
         return fnp.where(mask, fnp.exp(x) * s, -x), fnp.astype(mask, np.float32) + col
 
-    x, col = _specials(rng.normal(size=(300, 257)).astype(np.float32),
+    x, col = with_special_values(rng.normal(size=(300, 257)).astype(np.float32),
                        rng.normal(size=(300, 1)).astype(np.float32))
     i = (np.arange(300 * 257, dtype=np.int32) % 4).reshape(300, 257)
     args = (*to_gpu((x, col, i)), 0.5)
@@ -147,7 +129,7 @@ def test_where_compare_chain_with_integers_and_broadcasting(gpu, to_gpu, rng):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_forward_and_backward_through_grad(gpu, to_gpu, rng, dtype):
     def loss(x, w):
-        return fnp.sum(_gelu(_layernorm(x)) * w)
+        return fnp.sum(gelu(layernorm(x)) * w)
 
     x, w = rng.normal(size=(128, 256)).astype(dtype), rng.normal(size=(256,)).astype(dtype)
     gx, gw = to_gpu((x, w))
