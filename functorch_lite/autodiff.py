@@ -131,18 +131,21 @@ def _residuals(prim, out, primals):
         return out, primals
     if reads == "inputs":
         return None, primals
-    return None, [aval_of(p) if type(p) is Array and p._buf.size >= _SHAPES_ONLY_MIN_SIZE
+    return None, [aval_of(p) if (type(p) is Array and p._buf.size >= _SHAPES_ONLY_MIN_SIZE
+                                 or type(p) is np.ndarray and p.size >= _SHAPES_ONLY_MIN_SIZE)
                   else p for p in primals]
 
 
 class VJPTrace(_PrimalTrace):
     """Records each differentiable primitive applied to a tracked value.
 
-    A tape entry is ``(prim, params, residuals, in_slots, needs, out_slots)``:
+    A tape entry is ``(prim, params, residuals, in_slots, needs, out_slots, on_buffers)``:
     ``in_slots[i]`` is the cotangent slot of input ``i`` (-1 for a constant), ``needs[i]``
     whether it wants a cotangent, ``out_slots`` the slot of the output (a tuple for multiple
     results). ``residuals`` is ``(out, primals)`` unless the primitive has its own
-    ``vjp_fwd``/``vjp_bwd`` pair (custom rules, checkpoint).
+    ``vjp_fwd``/``vjp_bwd`` pair (custom rules, checkpoint). ``on_buffers``: the residuals
+    are NumPy buffers and the rule runs on them (``Primitive.vjp_on_buffers``; eager
+    reverse mode on the CPU, with no enclosing transform).
     """
 
     transform_name = "grad"
@@ -161,8 +164,8 @@ class VJPTrace(_PrimalTrace):
     def process(self, prim, args, params):
         # The hot path of eager reverse mode. It splits its arguments inline (not with
         # Trace.split_args) because it builds slots and needs in the same pass, and when
-        # every argument is a CPU array it calls the impl itself (what eager_apply would
-        # do, minus its generality).
+        # every argument is a CPU array or a Python scalar it calls the impl itself (what
+        # eager_apply would do, minus its generality).
         primals = []
         in_slots = []
         needs = []
@@ -184,24 +187,34 @@ class VJPTrace(_PrimalTrace):
             if bufs is not None:
                 if type(p) is Array and type(p._buf) is np.ndarray:
                     bufs.append(p._buf)
+                elif type(p) in _SCALAR_TYPES:  # a weakly typed Python scalar operand
+                    bufs.append(p)
                 else:
                     bufs = None
         parent = self.parent
         custom_fwd = prim.vjp_fwd
+        on_buffers = False
         if parent is None and active and custom_fwd is None and prim.differentiable:
             # the common case, without a scope
             if bufs is None:
                 out = eager_apply(prim, primals, params)
+                residuals = _residuals(prim, out, primals)
             else:
                 try:
-                    out = prim.impl(np, *bufs, **params)
+                    out_buf = prim.impl(np, *bufs, **params)
                 except Exception as e:
                     _explain_failure(prim, primals, params, e)
                     raise
-                out = Array(out) if type(out) is np.ndarray else _wrap_result(out, primals)
-            # _residuals inlined for its common case (one call less per recorded op)
-            residuals = (out, primals) if prim.vjp_reads == "values" else \
-                _residuals(prim, out, primals)
+                if type(out_buf) is np.ndarray:
+                    out = Array(out_buf)
+                else:
+                    out = _wrap_result(out_buf, primals)
+                    out_buf = out._buf if type(out) is Array else None
+                if prim.vjp_on_buffers and out_buf is not None and _RULES_ON_BUFFERS:
+                    on_buffers = True
+                    residuals = _residuals(prim, out_buf, bufs)
+                else:
+                    residuals = _residuals(prim, out, primals)
         else:
             previous = ctx.trace
             ctx.trace = parent
@@ -225,13 +238,14 @@ class VJPTrace(_PrimalTrace):
                 else:
                     tracers.append(o)
                     out_slots.append(-1)
-            self.tape.append((prim, params, residuals, in_slots, needs, tuple(out_slots)))
+            self.tape.append((prim, params, residuals, in_slots, needs, tuple(out_slots),
+                              False))
             return tuple(tracers)
         if (out._buf if type(out) is Array else out).dtype.kind not in "fc":
             return out
         slot = self.num_slots
         self.num_slots = slot + 1
-        self.tape.append((prim, params, residuals, in_slots, needs, slot))
+        self.tape.append((prim, params, residuals, in_slots, needs, slot, on_buffers))
         return VJPTracer(self, out, slot)
 
     def backward(self, seeds, consume=False):
@@ -240,6 +254,7 @@ class VJPTrace(_PrimalTrace):
         Each entry's output cotangent is dropped once used, so memory is reused while the
         pass runs. ``consume``: also drop each tape entry (its residuals) once processed,
         for a pass that runs only once (``grad``); ``vjp_fn`` may be called many times.
+        Rules run on buffers leave buffers as cotangents; they become Arrays on the way out.
         """
         cts = [None] * self.num_slots
         for slot, ct in seeds.items():
@@ -247,12 +262,13 @@ class VJPTrace(_PrimalTrace):
         tape = self.tape
         if consume:
             self.tape = []
+        any_buffers = False
         for i in range(len(tape) - 1, -1, -1):
-            prim, params, residuals, in_slots, needs, out_slots = tape[i]
+            prim, params, residuals, in_slots, needs, out_slots, on_buffers = tape[i]
             if consume:
                 tape[i] = None
             if type(out_slots) is tuple:
-                ct = tuple(cts[s] if s >= 0 else None for s in out_slots)
+                ct = tuple(_as_array(cts[s]) if s >= 0 else None for s in out_slots)
                 for s in out_slots:
                     if s >= 0:
                         cts[s] = None
@@ -265,15 +281,58 @@ class VJPTrace(_PrimalTrace):
                 cts[out_slots] = None
             custom_bwd = prim.vjp_bwd
             if custom_bwd is not None:
-                in_cts = custom_bwd(ct, residuals, needs, **params)
+                in_cts = custom_bwd(_as_array(ct), residuals, needs, **params)
+            elif on_buffers:
+                in_cts = _vjp_on_buffers(prim, ct, residuals, needs, params)
+                any_buffers = True
             else:
                 out, primals = residuals
-                in_cts = prim.vjp(ct, out, primals, needs, **params)
+                in_cts = prim.vjp(_as_array(ct), out, primals, needs, **params)
             del ct, residuals
             for s, c in zip(in_slots, in_cts):
                 if s >= 0 and c is not None:
-                    cts[s] = c if cts[s] is None else cts[s] + c
+                    if cts[s] is None:
+                        cts[s] = c
+                    elif type(c) is type(cts[s]):
+                        cts[s] = cts[s] + c
+                    else:
+                        cts[s] = _as_array(cts[s]) + _as_array(c)
+        if any_buffers:
+            cts = [_as_array(c) for c in cts]
         return cts
+
+
+# Whether eager reverse mode runs rules on NumPy buffers (``Primitive.vjp_on_buffers``).
+# Tests turn it off to check that both ways give the same cotangents.
+_RULES_ON_BUFFERS = True
+_SCALAR_TYPES = (bool, int, float, complex)
+
+
+def _as_array(c):
+    """A cotangent as an Array (a rule run on buffers may have left an ndarray)."""
+    return Array(c) if type(c) is np.ndarray else c
+
+
+def _vjp_on_buffers(prim, ct, residuals, needs, params):
+    """``prim.vjp`` on the NumPy buffers a tape entry kept, with its results as buffers."""
+    out, bufs = residuals
+    if type(ct) is not np.ndarray:
+        buf = ct._buf if type(ct) is Array else None
+        if type(buf) is not np.ndarray:  # a cotangent from elsewhere: run the rule on Arrays
+            out = Array(out) if type(out) is np.ndarray else out
+            primals = [Array(b) if type(b) is np.ndarray else b for b in bufs]
+            return prim.vjp(_as_array(ct), out, primals, needs, **params)
+        ct = buf
+    in_cts = prim.vjp(ct, out, bufs, needs, **params)
+    result = []
+    for c in in_cts:
+        t = type(c)
+        if t is Array:
+            c = c._buf
+        elif c is not None and t is not np.ndarray:
+            c = np.asarray(c)  # a NumPy scalar from arithmetic on 0-d buffers
+        result.append(c)
+    return result
 
 
 # --------------------------------------------------------------------------------------

@@ -175,6 +175,8 @@ def aval_of(x) -> ShapedArray:
     if t is Array:
         b = x._buf
         return ShapedArray(b.shape, b.dtype)
+    if t is np.ndarray:
+        return ShapedArray(x.shape, x.dtype)
     if isinstance(x, Tracer):
         return x.aval
     if t in _PY_SCALAR_DTYPES:
@@ -323,11 +325,15 @@ class Primitive:
             maximum) or ``"shapes"`` (their abstract values only: linear ops, ``add``).
             With less kept, an intermediate such as ``x @ w`` in ``x @ w + b`` is freed
             as soon as the forward pass is done with it.
+        vjp_on_buffers: ``vjp`` also works when handed raw NumPy buffers (``ndarray``s,
+            abstract values and Python scalars) in place of Arrays, returning buffers or
+            Arrays. Eager reverse mode (no enclosing transform) then runs it on buffers,
+            skipping a layer of dispatch per operation; the same rule, not a second one.
     """
 
     __slots__ = ("name", "impl", "abstract_eval", "jvp", "vjp", "batch", "emit",
                  "differentiable", "multiple_results", "vjp_fwd", "vjp_bwd",
-                 "vjp_reads", "__dict__")
+                 "vjp_reads", "vjp_on_buffers", "__dict__")
 
     def __init__(self, name, impl, abstract_eval, *, jvp=None, vjp=None, batch=None,
                  emit=None, differentiable=True, multiple_results=False):
@@ -346,6 +352,7 @@ class Primitive:
         self.vjp_fwd = None
         self.vjp_bwd = None
         self.vjp_reads = "values"
+        self.vjp_on_buffers = False
         registry[name] = self
 
     def bind(self, *args, **params):

@@ -19,6 +19,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import functorch_lite as fl
+from functorch_lite import autodiff
 from functorch_lite.core import registry
 
 specs.load_all()
@@ -97,6 +98,40 @@ def test_derivatives_match_finite_differences(s, order, data):
         atol, rtol, eps = max(atol, 1e-5), max(rtol, 1e-4), max(eps, 1e-5)
     fl.debug.check_grads(f, tuple(args[n] for n in nums), order=order, modes=("fwd", "rev"),
                          atol=atol, rtol=rtol, eps=eps)
+
+
+@pytest.mark.parametrize("s", DIFF, ids=_ids(DIFF))
+@given(data=st.data())
+def test_rules_on_buffers_match_rules_on_arrays(s, data):
+    """Eager reverse mode runs rules on NumPy buffers (``Primitive.vjp_on_buffers``): the
+    cotangents, their shapes and dtypes must be those of the same rules run on Arrays."""
+    dtype = data.draw(st.sampled_from([d for d in s.dtypes if d in ("float32", "float64")]),
+                      label="dtype")
+    args = data.draw(s.args(dtype), label="args")
+    assume(_valid(s, args))
+    nums = _float_args(s, args)
+    assume(nums)
+    f = _closed_over(s, args, nums)
+    dargs = tuple(fl.numpy.asarray(args[n]) for n in nums)
+    seed = data.draw(st.integers(0, 2**16), label="seed")
+
+    def pull(on_buffers):
+        autodiff._RULES_ON_BUFFERS = on_buffers
+        try:
+            with np.errstate(all="ignore"):
+                out, pullback = fl.vjp(f, *dargs)
+                rng = np.random.default_rng(seed)
+                ct = fl.tree.map(lambda o: fl.numpy.asarray(
+                    rng.standard_normal(np.shape(o)).astype(np.asarray(o).dtype)), out)
+                return _np_out(pullback(ct))
+        finally:
+            autodiff._RULES_ON_BUFFERS = True
+
+    for g, w in zip(pull(True), pull(False), strict=True):
+        assert g.shape == w.shape and g.dtype == w.dtype, (s.name, g.shape, w.shape, g.dtype,
+                                                         w.dtype)
+        np.testing.assert_allclose(g, w, rtol=1e-6 if g.dtype == np.float32 else 1e-12,
+                                   atol=0, equal_nan=True, err_msg=s.name)
 
 
 def _examples(x, rng, size):

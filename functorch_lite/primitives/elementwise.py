@@ -21,6 +21,7 @@ from functorch_lite.primitives.rules import (
     broadcast_shapes_for,
     unary,
     unbroadcast,
+    unbroadcast_buffer,
 )
 
 _LN2 = math.log(2.0)
@@ -236,6 +237,11 @@ def _extremum_rules(prim, ordered):
 
     def vjp(ct, out, primals, needs):
         x, y = primals
+        if type(ct) is np.ndarray:  # on buffers (eager reverse mode): the impl itself
+            return (unbroadcast_buffer(_max_share_impl(np, ct, *ordered(x, y)), x)
+                    if needs[0] else None,
+                    unbroadcast_buffer(_max_share_impl(np, ct, *ordered(y, x)), y)
+                    if needs[1] else None)
         return (unbroadcast(_max_share(ct, *ordered(x, y)), x) if needs[0] else None,
                 unbroadcast(_max_share(ct, *ordered(y, x)), y) if needs[1] else None)
 

@@ -27,7 +27,7 @@ import string
 import numpy as np
 
 from functorch_lite import numpy as fnp
-from functorch_lite.core import Array, Primitive, ShapedArray, aval_of, bind, ctx
+from functorch_lite.core import Primitive, ShapedArray, aval_of, bind
 from functorch_lite.numpy._creation import _eye_like, _placed
 from functorch_lite.primitives.rules import unbroadcast
 
@@ -178,18 +178,18 @@ def _matmul_jvp(primals, tangents):
 
 
 def _matmul_vjp_eager(ct, a, b, needs):
-    """The 2-D case on concrete buffers of one dtype (eager reverse mode, the common case):
+    """The 2-D case on NumPy buffers of one dtype (eager reverse mode, the common case):
     ``ct @ b.T`` and ``a.T @ ct`` straight away, what the general rule computes through
     fnp; None when it does not apply."""
     if a.ndim != 2 or b.ndim != 2 or not ct.dtype == a.dtype == b.dtype:
         return None
-    return (Array(ct @ b.T) if needs[0] else None, Array(a.T @ ct) if needs[1] else None)
+    return (ct @ b.T if needs[0] else None, a.T @ ct if needs[1] else None)
 
 
 def _matmul_vjp(ct, out, primals, needs):
     a, b = primals
-    if ctx.trace is None and type(ct) is Array and type(a) is Array and type(b) is Array:
-        cts = _matmul_vjp_eager(ct._buf, a._buf, b._buf, needs)
+    if type(ct) is np.ndarray and type(a) is np.ndarray and type(b) is np.ndarray:
+        cts = _matmul_vjp_eager(ct, a, b, needs)  # run on buffers (vjp_on_buffers)
         if cts is not None:
             return cts
     a_aval, b_aval = aval_of(a), aval_of(b)
@@ -240,6 +240,7 @@ matmul_p = Primitive("matmul", _matmul_impl, _matmul_eval, jvp=_matmul_jvp, vjp=
                      batch=_matmul_batch, emit="matmul")
 matmul_p.emit_code = _matmul_emit
 matmul_p.vjp_reads = "inputs"  # the product itself is not needed for its derivatives
+matmul_p.vjp_on_buffers = True
 
 
 # --------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from functorch_lite import numpy as fnp
 from functorch_lite.core import Primitive, ShapedArray, bind
 from functorch_lite.numpy._creation import _eye_like, _placed
 from functorch_lite.primitives.rules import elementwise_dtype, linear
+from functorch_lite.primitives.shape import broadcast_impl
 
 
 def _kept_shape(shape, axes):
@@ -57,6 +58,9 @@ def _sum_impl(xp, x, axes):
 
 def _sum_transpose(ct, avals, needs, *, axes):
     (aval,) = avals
+    if type(ct) is np.ndarray:  # on buffers (eager reverse mode)
+        out = broadcast_impl(np, ct.reshape(_kept_shape(aval.shape, axes)), aval.shape)
+        return (out.astype(aval.dtype) if out.dtype != aval.dtype else out,)
     ct = fnp.reshape(ct, _kept_shape(aval.shape, axes))
     out = fnp.broadcast_to(ct, aval.shape)
     return (fnp.astype(out, aval.dtype) if out.dtype != aval.dtype else out,)

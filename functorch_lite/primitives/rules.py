@@ -18,7 +18,7 @@ import numpy as np
 from functorch_lite import numpy as fnp
 from functorch_lite.core import Array, Primitive, ShapedArray, aval_of, bind
 
-__all__ = ["unary", "binary", "linear", "unbroadcast", "instantiate",
+__all__ = ["unary", "binary", "linear", "unbroadcast", "unbroadcast_buffer", "instantiate",
            "elementwise_dtype", "broadcast_shapes_for"]
 
 
@@ -82,6 +82,8 @@ def unbroadcast(g, like):
             return g
     if type(like) in _PY_SCALARS:
         like = aval_of(like)
+    if type(g) is np.ndarray:  # eager reverse mode on NumPy buffers
+        return unbroadcast_buffer(g, like)
     shape, dtype = like.shape, like.dtype
     gshape = g.shape
     if gshape == shape and g.dtype == dtype:
@@ -96,6 +98,39 @@ def unbroadcast(g, like):
             g = fnp.reshape(g, shape)
     if g.dtype != dtype and not getattr(like, "weak_type", False):
         g = fnp.astype(g, dtype)
+    return g
+
+
+def unbroadcast_buffer(g, like):
+    """``unbroadcast`` of a NumPy buffer, by NumPy: same sums, same casts."""
+    t = type(like)
+    if t is np.ndarray:
+        if g.shape == like.shape and g.dtype == like.dtype and type(g) is np.ndarray:
+            return g
+    elif t is Array:
+        like = like._buf
+    elif t in _PY_SCALARS:
+        like = aval_of(like)
+    if type(g) is Array:  # the rule's derivative came from an fnp function
+        if type(g._buf) is not np.ndarray:
+            return unbroadcast(g, like)
+        g = g._buf
+    elif type(g) is not np.ndarray:
+        g = np.asarray(g)  # a NumPy scalar from arithmetic on 0-d buffers
+    shape, dtype = like.shape, like.dtype
+    gshape = g.shape
+    if gshape != shape:
+        lead = len(gshape) - len(shape)
+        axes = tuple(range(lead)) + tuple(
+            lead + i for i, d in enumerate(shape) if d == 1 and gshape[lead + i] != 1)
+        if axes:
+            g = np.add.reduce(g, axis=axes)  # what fnp.sum runs
+        if g.shape != shape:
+            g = g.reshape(shape)
+    if g.dtype != dtype and not getattr(like, "weak_type", False):
+        if g.dtype.kind == "c" and dtype.kind != "c":
+            return fnp.astype(Array(np.asarray(g)), dtype)  # fnp's complex-to-real rule
+        g = g.astype(dtype)
     return g
 
 
@@ -126,6 +161,8 @@ def _scale(t, d):
             return t
         if d == -1:
             return -t
+    elif type(t) is np.ndarray and type(d) is Array and type(d._buf) is np.ndarray:
+        d = d._buf  # a rule on buffers whose derivative came from an fnp function
     return t * d
 
 
@@ -155,6 +192,8 @@ def unary(name, impl, derivative=None, *, emit=None, differentiable=True, batch=
 
         def vjp(ct, out, primals, needs, **params):
             (x,) = primals
+            if type(ct) is np.ndarray:  # on buffers (eager reverse mode)
+                return (unbroadcast_buffer(_scale(ct, derivative(x, out)), x),)
             return (unbroadcast(_scale(ct, derivative(x, out)), x),)
 
     prim = Primitive(name, impl, _elementwise_abstract_eval(name, impl), jvp=jvp, vjp=vjp,
@@ -162,6 +201,7 @@ def unary(name, impl, derivative=None, *, emit=None, differentiable=True, batch=
                      emit=emit, differentiable=differentiable)
     prim.elementwise = True
     prim.vjp_reads = "values" if derivative is not None else "shapes"
+    prim.vjp_on_buffers = True
     return prim
 
 
@@ -198,13 +238,14 @@ def binary(name, impl, derivatives=None, *, emit=None, differentiable=True, batc
                 g = _scale(ct, d if type(d) in _CONSTANT_TYPES else d(*primals, out))
                 g = unbroadcast(g, primals[0])
                 return g, g
+            sum_to = unbroadcast_buffer if type(ct) is np.ndarray else unbroadcast
             cts = []
             for x, d, need in zip(primals, derivatives, needs):
                 if not need or d is None:
                     cts.append(None)
                     continue
                 g = _scale(ct, d if type(d) in _CONSTANT_TYPES else d(*primals, out))
-                cts.append(unbroadcast(g, x))
+                cts.append(sum_to(g, x))
             return tuple(cts)
 
     prim = Primitive(name, impl, _elementwise_abstract_eval(name, impl), jvp=jvp, vjp=vjp,
@@ -215,6 +256,7 @@ def binary(name, impl, derivatives=None, *, emit=None, differentiable=True, batc
     constant = derivatives is None or all(
         d is None or type(d) in _CONSTANT_TYPES for d in derivatives)
     prim.vjp_reads = "shapes" if constant else "values"
+    prim.vjp_on_buffers = True
     return prim
 
 
@@ -240,6 +282,7 @@ def linear(name, impl, abstract_eval, transpose, *, emit=None, batch=None,
                      multiple_results=multiple_results)
     prim.transpose = transpose
     prim.vjp_reads = "shapes"
+    prim.vjp_on_buffers = True
     return prim
 
 

@@ -28,7 +28,9 @@ def _reshape_eval(x, *, new_sizes):
 
 reshape_p = linear(
     "reshape", lambda xp, x, new_sizes: xp.reshape(x, new_sizes), _reshape_eval,
-    lambda ct, avals, needs, new_sizes: (fnp.reshape(ct, avals[0].shape),),
+    lambda ct, avals, needs, new_sizes: (
+        ct.reshape(avals[0].shape) if type(ct) is np.ndarray  # on buffers
+        else fnp.reshape(ct, avals[0].shape),),
     emit="reshape",
     batch=lambda args, dims, new_sizes: (
         bind(reshape_p, _move_to_front(args[0], dims[0]),
@@ -59,7 +61,7 @@ def _broadcast_batch(args, dims, shape):
 _SMALL = 4096
 
 
-def _broadcast_impl(xp, x, shape):
+def broadcast_impl(xp, x, shape):
     # xp.broadcast_to costs ~2.5 us of Python (stride tricks): a small result is cheaper as
     # a filled copy (~0.3 us); a large one stays a zero-copy read-only view.
     if type(x) in (int, float, bool, complex):
@@ -75,7 +77,7 @@ def _broadcast_impl(xp, x, shape):
 
 
 broadcast_to_p = linear(
-    "broadcast_to", _broadcast_impl, _broadcast_eval,
+    "broadcast_to", broadcast_impl, _broadcast_eval,
     lambda ct, avals, needs, shape: (unbroadcast(ct, avals[0]),),
     emit="broadcast_to", batch=_broadcast_batch)
 
