@@ -85,8 +85,13 @@ def setup(name, argv=None, description=None):
                         help="wall: elapsed time (default); cpu: CPU time of the whole "
                              "process, which ignores time spent waiting for a core on a "
                              "busy machine (with --threads 1 only: it adds up threads)")
+    parser.add_argument("--malloc", choices=("pinned", "glibc"), default="pinned",
+                        help="pinned (default): fix glibc's mmap and trim thresholds for "
+                             "every candidate alike; glibc: leave its adaptive thresholds, "
+                             "under which a loop of 128 KiB arrays flips between two speeds")
     args = parser.parse_args(argv)
     args.name = name
+    args.malloc_pinned = args.malloc == "pinned" and _pin_malloc()
     if "numpy" in sys.modules:
         print("warning: numpy was imported before the thread count was set; "
               "--threads may not take effect", file=sys.stderr)
@@ -96,6 +101,26 @@ def setup(name, argv=None, description=None):
     _ROUNDS = args.rounds or (9 if args.quick else 41)
     _clock = _CLOCKS[args.clock]
     return args
+
+
+def _pin_malloc():
+    """Fix glibc malloc's mmap threshold (32 MiB) and trim threshold (64 MiB).
+
+    By default glibc adapts both as a process runs: the same NumPy loop allocating and
+    freeing 128 KiB arrays then runs either from the heap or through fresh mmaps whose
+    pages fault on first touch, 1.5-1.8x slower, depending on what ran before. Pinned,
+    every candidate allocates from the heap in every round. Returns whether it took effect
+    (False off glibc).
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    return bool(libc.mallopt(m_mmap_threshold, 32 << 20)
+                and libc.mallopt(m_trim_threshold, 64 << 20))
 
 
 def torch_threads(torch, n):
@@ -227,7 +252,8 @@ def environment(args):
             "numpy": np.__version__, "machine": platform.machine(),
             "platform": platform.platform(), "cpus": os.cpu_count(),
             "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
-            "quick": args.quick, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            "quick": args.quick, "malloc_pinned": getattr(args, "malloc_pinned", False),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
 def print_header(args, title):
@@ -237,7 +263,8 @@ def print_header(args, title):
           f"{env['clock']} clock, "
           f"python {env['python']}, numpy {env['numpy']}, {env['cpus']} cpus"
           f"{f', load average {load[0]:.1f}' if load else ''}"
-          f"{', QUICK (noisy)' if args.quick else ''}")
+          f"{', QUICK (noisy)' if args.quick else ''}"
+          f"{', malloc thresholds pinned' if env['malloc_pinned'] else ''}")
     print("  medians over interleaved rounds; ratio = median of per-round ratios "
           "(IQR in brackets).\n  Compare ratios, not absolute times.")
 

@@ -129,6 +129,9 @@ def parse_args(argv=None):
     parser.add_argument("--rounds", type=int, default=None, help="rounds per comparison")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall (default) or cpu: process CPU time (with --threads 1)")
+    parser.add_argument("--malloc", choices=("pinned", "glibc"), default="pinned",
+                        help="pinned (default): the same fixed glibc malloc thresholds for "
+                             "every candidate; glibc: its adaptive ones (two-speed loops)")
     parser.add_argument("--only", default=None,
                         help=f"comma-separated workloads (default all: {','.join(WORKLOADS)})")
     parser.add_argument("--verbose", "-v", action="store_true",
@@ -148,7 +151,8 @@ def parse_args(argv=None):
 
 
 def passthrough(args):
-    flags = ["--json", "--threads", str(args.threads), "--clock", args.clock]
+    flags = ["--json", "--threads", str(args.threads), "--clock", args.clock,
+             "--malloc", args.malloc]
     if args.quick:
         flags.append("--quick")
     if args.rounds:
@@ -283,6 +287,7 @@ def machine(args):
             "platform": platform.platform(), "python": platform.python_version(),
             "numpy": np.__version__, "blas": blas(), "threads": args.threads,
             "clock": args.clock, "quick": args.quick, "rounds": args.rounds,
+            "malloc": args.malloc,
             "peers": {p: _version(p) for p in PEERS},
             "date": time.strftime("%Y-%m-%d %H:%M %Z"),
             "load_average_start": os.getloadavg() if hasattr(os, "getloadavg") else None}
@@ -297,7 +302,9 @@ def describe(env):
              for k in ("load_average_start", "load_average_end") if env.get(k)]
     text = (f"Measured {env['date']} on {env['cpu']} ({env['cpus']} cores, "
             f"{env['machine']}), {threads}, {CLOCKS[env['clock']]}"
-            f"{', --quick (noisy)' if env['quick'] else ''}; Python {env['python']}, "
+            f"{', --quick (noisy)' if env['quick'] else ''}"
+            f"{', glibc malloc thresholds pinned' if env.get('malloc') == 'pinned' else ''}"
+            f"; Python {env['python']}, "
             f"NumPy {env['numpy']} with {env['blas']}; peers: {peers or 'none'}"
             f"{f' (not installed: {missing})' if missing else ''}"
             f"{'; load average ' + ', '.join(loads) if loads else ''}.")

@@ -283,8 +283,13 @@ class VJPTrace(_PrimalTrace):
             if custom_bwd is not None:
                 in_cts = custom_bwd(_as_array(ct), residuals, needs, **params)
             elif on_buffers:
-                in_cts = _vjp_on_buffers(prim, ct, residuals, needs, params)
                 any_buffers = True
+                if type(ct) is np.ndarray:
+                    out, bufs = residuals
+                    in_cts = (prim.vjp(ct, out, bufs, needs, **params) if params else
+                              prim.vjp(ct, out, bufs, needs))
+                else:
+                    in_cts = _vjp_on_buffers(prim, ct, residuals, needs, params)
             else:
                 out, primals = residuals
                 in_cts = prim.vjp(_as_array(ct), out, primals, needs, **params)
@@ -297,8 +302,8 @@ class VJPTrace(_PrimalTrace):
                         cts[s] = cts[s] + c
                     else:
                         cts[s] = _as_array(cts[s]) + _as_array(c)
-        if any_buffers:
-            cts = [_as_array(c) for c in cts]
+        if any_buffers:  # rules on buffers return ndarrays, NumPy scalars or Arrays
+            cts = [c if c is None or type(c) is Array else _as_array(c) for c in cts]
         return cts
 
 
@@ -309,30 +314,28 @@ _SCALAR_TYPES = (bool, int, float, complex)
 
 
 def _as_array(c):
-    """A cotangent as an Array (a rule run on buffers may have left an ndarray)."""
-    return Array(c) if type(c) is np.ndarray else c
+    """A cotangent as an Array (a rule run on buffers may have left an ndarray or a NumPy
+    scalar)."""
+    t = type(c)
+    if t is np.ndarray:
+        return Array(c)
+    if isinstance(c, np.generic):
+        return Array(np.asarray(c))
+    return c
 
 
 def _vjp_on_buffers(prim, ct, residuals, needs, params):
-    """``prim.vjp`` on the NumPy buffers a tape entry kept, with its results as buffers."""
+    """``prim.vjp`` on the NumPy buffers a tape entry kept, for a cotangent that is not an
+    ndarray (an Array, a NumPy scalar, or a value from elsewhere). The rule may return
+    ndarrays, NumPy scalars or Arrays (from fnp functions): the backward pass takes all."""
     out, bufs = residuals
-    if type(ct) is not np.ndarray:
-        buf = ct._buf if type(ct) is Array else None
-        if type(buf) is not np.ndarray:  # a cotangent from elsewhere: run the rule on Arrays
-            out = Array(out) if type(out) is np.ndarray else out
-            primals = [Array(b) if type(b) is np.ndarray else b for b in bufs]
-            return prim.vjp(_as_array(ct), out, primals, needs, **params)
-        ct = buf
-    in_cts = prim.vjp(ct, out, bufs, needs, **params)
-    result = []
-    for c in in_cts:
-        t = type(c)
-        if t is Array:
-            c = c._buf
-        elif c is not None and t is not np.ndarray:
-            c = np.asarray(c)  # a NumPy scalar from arithmetic on 0-d buffers
-        result.append(c)
-    return result
+    t = type(ct)
+    buf = ct._buf if t is Array else np.asarray(ct) if isinstance(ct, np.generic) else None
+    if type(buf) is not np.ndarray:  # a cotangent from elsewhere: run the rule on Arrays
+        out = Array(out) if type(out) is np.ndarray else out
+        primals = [Array(b) if type(b) is np.ndarray else b for b in bufs]
+        return prim.vjp(_as_array(ct), out, primals, needs, **params)
+    return prim.vjp(buf, out, bufs, needs, **params)
 
 
 # --------------------------------------------------------------------------------------

@@ -99,6 +99,21 @@ def test_broadcast_operand_gradient_is_summed_back():
     np.testing.assert_allclose(g, [[4.0, 6.0]])
 
 
+@pytest.mark.parametrize("on_buffers", [True, False], ids=["buffers", "arrays"])
+def test_one_value_as_both_operands(on_buffers, monkeypatch):
+    """``x op x``: both cotangents go to one slot. On buffers the two operands are one
+    ndarray, which only a symmetric op (``x * x``) may treat as one cotangent."""
+    from functorch_lite import autodiff
+
+    monkeypatch.setattr(autodiff, "_RULES_ON_BUFFERS", on_buffers)
+    x = fnp.array([1.0, -2.0, 3.0], dtype=np.float64)
+    cases = {fnp.subtract: [0, 0, 0], fnp.true_divide: [0, 0, 0], fnp.add: [2, 2, 2],
+             fnp.multiply: [2, -4, 6], fnp.maximum: [1, 1, 1], fnp.minimum: [1, 1, 1]}
+    for op, want in cases.items():
+        got = fl.grad(lambda v, op=op: fnp.sum(op(v, v)))(x)
+        np.testing.assert_allclose(got, want, err_msg=op.__name__)
+
+
 def test_masked_gradients_stay_finite():
     f = lambda x: fnp.where(x > 0, fnp.sqrt(fnp.where(x > 0, x, 1.0)), 0.0)
     assert float(fl.grad(f)(0.0)) == 0.0

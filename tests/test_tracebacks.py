@@ -104,7 +104,7 @@ def test_internal_frames_shown_when_the_environment_says_so(monkeypatch):
     summary = frames(info.value)
     names = [f.name for f in summary]
     assert "shape_mistake" in names
-    assert {"grad_f", "bind"} <= set(names)  # the transform's and the core's frames
+    assert {"grad_f", "process"} <= set(names)  # the transform's and the trace's frames
     assert len(internal(summary)) >= 4
     assert NOTE not in getattr(info.value, "__notes__", [])
 

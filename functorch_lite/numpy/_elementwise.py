@@ -51,13 +51,16 @@ def _make_unary(name, prim):
     # fast locals.
     def fn(x, /, _ctx=ctx, _Array=Array, _ndarray=np.ndarray, _ufunc=getattr(np, name)):
         try:
-            if _ctx.trace is None and type(x) is _Array:
-                buf = x._buf
-                if type(buf) is _ndarray:
+            trace = _ctx.trace
+            if trace is None:
+                tx = type(x)
+                buf = x._buf if tx is _Array else x if tx is _ndarray else None
+                if type(buf) is _ndarray:  # (a raw ndarray: a rule run on buffers)
                     out = _ufunc(buf)
                     if type(out) is _ndarray:
                         return _Array(out)
-            return bind(prim, x)
+                return bind(prim, x)
+            return trace.process(prim, (x,), _NO_PARAMS)  # what bind does, a call less
         except Exception as e:  # free unless raised: the user sees their own frames
             hide_internal_frames(e)
             raise
@@ -78,6 +81,7 @@ def _make_unary(name, prim):
 
 
 _SCALAR_TYPES = (int, float)
+_NO_PARAMS = {}  # never mutated: bind passes a fresh dict, process only reads it
 
 
 def _make_binary(name, prim):
@@ -85,30 +89,32 @@ def _make_binary(name, prim):
     def fn(x, y, /, _ctx=ctx, _Array=Array, _ndarray=np.ndarray, _ufunc=getattr(np, name),
            _scalars=_SCALAR_TYPES):
         try:
-            if _ctx.trace is None:
-                tx = type(x)
-                ty = type(y)
-                if tx is _Array:
-                    a = x._buf
-                    if ty is _Array:
-                        b = y._buf
-                        fast = type(a) is _ndarray and type(b) is _ndarray
-                    else:
-                        b = y
-                        fast = ty in _scalars and type(a) is _ndarray
-                elif ty is _Array and tx in _scalars:
-                    a = x
+            trace = _ctx.trace
+            if trace is not None:
+                return trace.process(prim, (x, y), _NO_PARAMS)  # what bind does, a call less
+            tx = type(x)
+            ty = type(y)
+            if tx is _Array:
+                a = x._buf
+                if ty is _Array:
                     b = y._buf
-                    fast = type(b) is _ndarray
+                    fast = type(a) is _ndarray and type(b) is _ndarray
                 else:
-                    fast = False
-                if fast:  # NumPy buffers (and Python scalars) only: no device to check
-                    try:
-                        out = _ufunc(a, b)
-                    except ValueError:
-                        return bind(prim, x, y)  # re-raised there with a clearer message
-                    if type(out) is _ndarray:
-                        return _Array(out)
+                    b = y
+                    fast = ty in _scalars and type(a) is _ndarray
+            elif ty is _Array and tx in _scalars:
+                a = x
+                b = y._buf
+                fast = type(b) is _ndarray
+            else:
+                fast = False
+            if fast:  # NumPy buffers (and Python scalars) only: no device to check
+                try:
+                    out = _ufunc(a, b)
+                except ValueError:
+                    return bind(prim, x, y)  # re-raised there with a clearer message
+                if type(out) is _ndarray:
+                    return _Array(out)
             return bind(prim, x, y)
         except Exception as e:  # free unless raised: the user sees their own frames
             hide_internal_frames(e)

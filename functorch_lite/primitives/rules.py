@@ -233,6 +233,8 @@ def binary(name, impl, derivatives=None, *, emit=None, differentiable=True, batc
             return out, (None if t_out is None else _broadcast_tangent(t_out, out))
 
         def vjp(ct, out, primals, needs, **params):
+            if type(ct) is np.ndarray and len(primals) == 2:  # on buffers (eager)
+                return _binary_vjp_buffers(ct, out, primals, needs, derivatives, symmetric)
             if symmetric and primals[0] is primals[1] and needs[0]:
                 d = derivatives[0]
                 g = _scale(ct, d if type(d) in _CONSTANT_TYPES else d(*primals, out))
@@ -258,6 +260,27 @@ def binary(name, impl, derivatives=None, *, emit=None, differentiable=True, batc
     prim.vjp_reads = "shapes" if constant else "values"
     prim.vjp_on_buffers = True
     return prim
+
+
+def _binary_vjp_buffers(ct, out, primals, needs, derivatives, symmetric):
+    """The vjp of a binary elementwise op on NumPy buffers: the general rule, unrolled."""
+    x, y = primals
+    gx = gy = None
+    if needs[0]:
+        d = derivatives[0]
+        if d is not None:
+            gx = _scale(ct, d if type(d) in _CONSTANT_TYPES else d(x, y, out))
+            if type(gx) is not np.ndarray or gx.shape != x.shape or gx.dtype != x.dtype:
+                gx = unbroadcast_buffer(gx, x)
+            if symmetric and y is x:  # x * x: both cotangents are one value
+                return gx, gx
+    if needs[1]:
+        d = derivatives[1]
+        if d is not None:
+            gy = _scale(ct, d if type(d) in _CONSTANT_TYPES else d(x, y, out))
+            if type(gy) is not np.ndarray or gy.shape != y.shape or gy.dtype != y.dtype:
+                gy = unbroadcast_buffer(gy, y)
+    return gx, gy
 
 
 def linear(name, impl, abstract_eval, transpose, *, emit=None, batch=None,
