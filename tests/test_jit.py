@@ -481,3 +481,18 @@ def test_assert_max_traces_decorator_and_context_manager():
         with pytest.raises(AssertionError, match="traced 3 times"):
             h(fnp.ones(3))
     h(fnp.ones(4))  # outside the block: no limit
+
+
+def test_fast_call_path_tells_containers_and_keywords_apart():
+    """Calls with Arrays and lists/tuples of Arrays skip flattening; their cache key must
+    still tell a list from a tuple, lengths apart, and a keyword call from a plain one."""
+    a, b = fnp.array([1.0, 2.0]), fnp.array([3.0, 4.0])
+    f = fl.jit(lambda ps, x: [p * x for p in ps] if isinstance(ps, list) else ps[0] - x)
+    np.testing.assert_allclose(f([a, b], a)[1], [3.0, 8.0])
+    np.testing.assert_allclose(f((a, b), b), [-2.0, -2.0])
+    assert len(f([a], a)) == 1
+    np.testing.assert_allclose(f([a, b], a)[0], [1.0, 4.0])
+    g = fl.jit(lambda x, y=None: x if y is None else x + y)
+    np.testing.assert_allclose(g(a, y=b), [4.0, 6.0])
+    np.testing.assert_allclose(g(a), [1.0, 2.0])
+    np.testing.assert_allclose(g(a, y=b), [4.0, 6.0])

@@ -188,16 +188,32 @@ _LEAF = tree_util.structure(0)
 
 
 def _array_signature(args):
-    """The signature of positional arguments that are all CPU Arrays, else None."""
+    """``(signature, buffers)`` of positional arguments that are all CPU Arrays or plain
+    lists/tuples of them (a parameter list), else None: the fast call path."""
     sig = []
+    bufs = []
     for a in args:
-        if type(a) is not Array:
+        t = type(a)
+        if t is Array:
+            b = a._buf
+            if type(b) is not np.ndarray:
+                return None
+            sig.append((b.shape, b.dtype))
+            bufs.append(b)
+        elif t is list or t is tuple:
+            inner = []
+            for x in a:
+                if type(x) is not Array:
+                    return None
+                b = x._buf
+                if type(b) is not np.ndarray:
+                    return None
+                inner.append((b.shape, b.dtype))
+                bufs.append(b)
+            sig.append((t, tuple(inner)))
+        else:
             return None
-        b = a._buf
-        if type(b) is not np.ndarray:
-            return None
-        sig.append((b.shape, b.dtype))
-    return tuple(sig)
+    return tuple(sig), bufs
 
 
 def _holders(x):
@@ -323,10 +339,12 @@ class Jitted:
             if ctx.trace is not None or state.disabled:
                 return self._call_inside_trace(args, kwargs, None)
             if not kwargs and self._plain:
-                entry = self._array_cache.get((_array_signature(args), settings.x64))
-                if entry is not None:
-                    self._last_key = entry.key
-                    return entry.unpack(entry.fn(*[a._buf for a in args]))
+                fast = _array_signature(args)
+                if fast is not None:
+                    entry = self._array_cache.get((fast[0], settings.x64))
+                    if entry is not None:
+                        self._last_key = entry.key
+                        return entry.unpack(entry.fn(*fast[1]))
             entry, bufs, leaves = self._lookup(args, kwargs, None)
             if entry.donated:
                 return entry.unpack(self._run_donating(entry, bufs, leaves))
@@ -364,8 +382,11 @@ class Jitted:
         if entry is None:
             entry = self._compile((treedef, sig, static_key, x64), dyn, bufs)
             candidates.append((treedef, entry))
-            if not static_key and _array_signature(args) is not None:
-                self._array_cache[(sig, x64)] = entry
+            # the fast path's key describes positional arguments alone
+            plain = not static_key and not kwargs and instance is None
+            fast = _array_signature(args) if plain else None
+            if fast is not None:
+                self._array_cache[(fast[0], x64)] = entry
         self._last_key = entry.key
         return entry, bufs, leaves
 

@@ -54,6 +54,26 @@ REUSE_MIN_SIZE = 1 << 12
 _FRESH_RESULTS = frozenset({"matmul", "fused_elementwise"})
 
 
+def _reduction_method(method):
+    def write(x, params, aval):
+        axes = params["axes"]
+        if method != "sum" and any(aval.shape[a] == 0 for a in axes):
+            return None
+        return f"{x}.{method}(axis={axes!r})"
+    return write
+
+
+# Primitives whose impl is one method call of its operand: the code calls the method.
+_METHOD_CALLS = {
+    "reduce_sum": _reduction_method("sum"),
+    "reduce_max": _reduction_method("max"),
+    "reduce_min": _reduction_method("min"),
+    "reshape": lambda x, params, aval: f"{x}.reshape({params['new_sizes']!r})",
+    "transpose": lambda x, params, aval: f"{x}.transpose({params['perm']!r})",
+    "stop_gradient": lambda x, params, aval: x,
+}
+
+
 def compile_graph(graph, xp, name="jitted", donated=()):
     """A Python function ``fn(*buffers) -> tuple of buffers`` computing ``graph``.
 
@@ -270,7 +290,7 @@ class Emitter:
             return hook(self, eqn, ins, outs, indent)
         if eqn.subgraph is not None:
             return self._inline(eqn, ins, indent)
-        call = self._call(prim, eqn.params, ins)
+        call = self._method_call(eqn, ins) or self._call(prim, eqn.params, ins)
         outs = [self.define(v) for v in eqn.outputs]
         if not prim.multiple_results:
             self.emit(f"{outs[0]} = {self.normalize(call, eqn.outputs[0].aval)}", indent)
@@ -289,6 +309,18 @@ class Emitter:
             return f"xp.{prim.emit}({', '.join(ins)})"
         fn = functools.partial(prim.impl, self.xp, **params)
         return f"{self.global_(fn, prim.name)}({', '.join(ins)})"
+
+    @staticmethod
+    def _method_call(eqn, ins):
+        """``v5 = v4.sum(axis=(1,))`` for what the impl would do by the same method call
+        (reductions, reshape, transpose; stop_gradient is its operand): no call of a bound
+        impl, ~0.3-1 us less per equation. None when the operand may be a Python scalar
+        (weakly typed 0-d) or a literal, or a max/min reduces an empty axis (whose impl
+        raises the clearer error)."""
+        write = _METHOD_CALLS.get(eqn.prim.name)
+        if write is None or type(eqn.inputs[0]) is Literal or eqn.inputs[0].aval.weak_type:
+            return None
+        return write(ins[0], eqn.params, eqn.inputs[0].aval)
 
     def _is_backend_call(self, prim, params):
         """Whether ``prim`` is written as a direct call of the backend function it names
