@@ -30,6 +30,7 @@ from functorch_lite.numpy._elementwise import (
 )
 from functorch_lite.numpy._shape import broadcast_to, moveaxis, ravel, reshape
 from functorch_lite.primitives import reductions as red
+from functorch_lite.primitives import shape as shape_p
 
 _axes_cache: dict = {}
 
@@ -72,8 +73,8 @@ def _reduce(name, prim, a, axis, keepdims, dtype=None):
         a = astype(a, dtype)
     axes = normalize_axes(name, axis, aval.ndim)
     out = bind(prim, a, axes=axes)
-    if keepdims:
-        out = reshape(out, red._kept_shape(aval.shape, axes))
+    if keepdims and axes:  # a valid reshape by construction: no need of fnp.reshape's checks
+        out = bind(shape_p.reshape_p, out, new_sizes=red._kept_shape(aval.shape, axes))
     return out
 
 
