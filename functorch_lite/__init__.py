@@ -11,6 +11,7 @@ from functorch_lite import (
     config,
     data,
     debug,
+    distributed,
     nn,
     numpy,  # noqa: F401  (import registers the primitives)
     optim,
@@ -49,3 +50,4 @@ __all__ = [
 __all__ += ["data", "optim", "random", "devices", "device_put", "default_device", "best_device"]
 __all__ += ["train", "save", "load"]
 __all__ += ["nn"]
+__all__ += ["distributed"]
