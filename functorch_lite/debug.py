@@ -1,4 +1,5 @@
-"""Debugging helpers: derivative checks against finite differences, gradient health."""
+"""Debugging helpers: derivative checks against finite differences, gradient health, NaN
+checking, and printing or tapping runtime values from inside transformed functions."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 
 from functorch_lite import tree as tree_util
 
-__all__ = ["check_grads", "grad_norms", "print", "assert_max_traces"]
+__all__ = ["check_grads", "grad_norms", "print", "tap", "nans", "assert_max_traces"]
 
 
 def _np(x):
@@ -147,6 +148,102 @@ def assert_max_traces(n):
     from functorch_lite.jit.api import assert_max_traces as _assert_max_traces
 
     return _assert_max_traces(n)
+
+
+class nans:  # noqa: N801 - used like a function
+    """Raise at the first primitive that produces a NaN (``enabled=True``), naming it.
+
+    ``fl.debug.nans()`` turns the check on for the whole program and ``nans(False)`` off;
+    as a context manager (``with fl.debug.nans():``) it holds inside the block and the
+    previous setting comes back on leaving it. While it is on, the floating-point outputs
+    of every primitive are checked: eagerly, under ``grad``/``jvp``/``vmap``, in the
+    derivative rules of a backward pass, inside control-flow bodies and inside ``jit``.
+    The error names the primitive, its input shapes and dtypes, the derivative rule,
+    control-flow body or jitted function it ran in, and the line of the user's code that
+    called it. A NaN that was already in an input does not count: only a primitive that
+    creates one raises.
+
+    It costs nothing while off. While on, everything runs op by op, as under a transform:
+    a jitted function evaluates its graph equation by equation instead of running
+    compiled code (when one makes a NaN, the function is run again without ``jit`` to
+    find the line, so its side effects run twice; donation is ignored), and
+    ``fl.while_loop``/``fl.fori_loop``/``fl.scan`` trace their bodies as they do under
+    ``grad``. Turn it on to find a NaN, not to train.
+
+    Args:
+        enabled: turn the check on (True) or off (False).
+
+    Raises:
+        RuntimeError: when turned on inside a transformed function (turn it on before
+            calling grad/vmap/jit instead).
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> import functorch_lite.numpy as fnp
+        >>> x = fnp.array([1.0, -1.0])
+        >>> with fl.debug.nans():
+        ...     fnp.sqrt(x * 4)
+        Traceback (most recent call last):
+            ...
+        FloatingPointError: sqrt produced NaN from inputs without NaN: sqrt(f32[2]) -> ...
+        >>> with fl.debug.nans():   # a NaN already in the input is not reported again
+        ...     fnp.array([1.0, float("nan")]) * 2
+        Array([ 2., nan], dtype=float32)
+    """
+
+    def __init__(self, enabled=True):
+        from functorch_lite import _nans
+
+        self.previous = _nans.enabled()
+        _nans.set_enabled(bool(enabled))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        from functorch_lite import _nans
+
+        _nans.set_enabled(self.previous)
+        return False
+
+
+def tap(x, fn):
+    """Call ``fn(x)`` with the runtime value of ``x`` and return ``x`` unchanged: a
+    forward hook that also works under transforms.
+
+    ``x`` is a pytree of arrays; ``fn`` gets the same structure with ``fl.Array`` leaves
+    (never tracers) and its result is ignored. Eagerly ``fn`` runs at once; inside ``jit``
+    each time the compiled function runs (the call is never optimized away); under
+    ``vmap`` once with the whole batch (every leaf with the mapped axis first); under
+    ``grad``/``jvp`` with the forward values. For derivatives ``tap`` is the identity.
+    Like ``fl.debug.print``, it runs again wherever a forward computation is recomputed:
+    in the backward pass of ``fl.checkpoint`` and of ``fl.scan`` (each step replayed).
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> import functorch_lite.numpy as fnp
+        >>> seen = []
+        >>> @fl.jit
+        ... def f(x):
+        ...     h = fl.debug.tap(fnp.tanh(x), seen.append)
+        ...     return fnp.sum(h * h)
+        >>> _ = f(fnp.zeros(2)); _ = f(fnp.ones(2))
+        >>> seen
+        [Array([0., 0.], dtype=float32), Array([0.7615942, 0.7615942], dtype=float32)]
+        >>> fl.grad(lambda x: fl.debug.tap(x, seen.append) ** 2)(fnp.array(3.0))
+        Array(6., dtype=float32)
+        >>> seen[-1]
+        Array(3., dtype=float32)
+    """
+    from functorch_lite.core import bind
+    from functorch_lite.primitives.control_flow import tap_p
+
+    if not callable(fn):
+        raise TypeError(f"fl.debug.tap(x, fn): fn must be callable, got "
+                        f"{type(fn).__name__} ({fn!r:.60})")
+    leaves, in_tree = tree_util.flatten(x)
+    bind(tap_p, *leaves, fn=fn, in_tree=in_tree)
+    return x
 
 
 # NB: defined last and under the builtin's name on purpose (``fl.debug.print``); this

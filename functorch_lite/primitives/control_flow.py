@@ -1,5 +1,5 @@
 """Structured control flow as primitives holding sub-graphs: ``cond``, ``while``, ``scan``;
-and the effect ``debug_print``.
+and the effects ``debug_print`` and ``tap``.
 
 The public functions (``functorch_lite.control_flow``) trace the user's Python callables
 into graphs (:mod:`functorch_lite.jit`) and bind one primitive, so under ``jit`` each
@@ -23,12 +23,21 @@ from __future__ import annotations
 import builtins
 
 from functorch_lite import numpy as fnp
-from functorch_lite.core import Primitive, ShapedArray, aval_of, bind, ctx, trace_scope
+from functorch_lite.core import (
+    Array,
+    Primitive,
+    ShapedArray,
+    asarray_default,
+    aval_of,
+    bind,
+    ctx,
+    trace_scope,
+)
 from functorch_lite.jit.codegen import compile_graph, run_graph
 from functorch_lite.jit.staging import eval_graph, trace_to_graph
 from functorch_lite.primitives.rules import instantiate
 
-__all__ = ["cond_p", "while_p", "scan_p", "debug_print_p"]
+__all__ = ["cond_p", "while_p", "scan_p", "debug_print_p", "tap_p"]
 
 
 def _is_float(x):
@@ -506,3 +515,27 @@ debug_print_p = Primitive("debug_print", _debug_print_impl, lambda *avals, **par
                           batch=_debug_print_batch, emit="print", differentiable=False,
                           multiple_results=True)
 debug_print_p.effectful = True
+
+
+# --------------------------------------------------------------------------------------
+# tap: an effect like debug_print that hands the values to a Python function instead.
+# No outputs (``fl.debug.tap`` returns its argument itself), so derivatives pass around it
+# untouched; not differentiable, so under grad/jvp ``fn`` sees the forward values; under
+# vmap it sees the whole batch, every leaf with the batch axis first.
+# --------------------------------------------------------------------------------------
+def _tap_impl(xp, *bufs, fn, in_tree):
+    values = [Array(asarray_default(b) if type(b) in (bool, int, float, complex) else b)
+              for b in bufs]
+    fn(in_tree.unflatten(values))
+    return ()
+
+
+def _tap_batch(args, dims, *, fn, in_tree):
+    size = _axis_size(args, dims)
+    bind(tap_p, *[_to_front(a, d, size) for a, d in zip(args, dims)], fn=fn, in_tree=in_tree)
+    return (), ()
+
+
+tap_p = Primitive("tap", _tap_impl, lambda *avals, **params: (), batch=_tap_batch,
+                  differentiable=False, multiple_results=True)
+tap_p.effectful = True

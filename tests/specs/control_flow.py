@@ -1,4 +1,5 @@
-"""Specs for the control-flow primitives (cond, while, scan) and the debug_print effect.
+"""Specs for the control-flow primitives (cond, while, scan) and the debug_print and tap
+effects.
 
 Called eagerly the public functions run as Python; every transform of the property tests
 (jvp, vjp, vmap at random in_axes, jit) goes through the primitive and its rules. The
@@ -120,3 +121,16 @@ def _print_then(x):
 
 spec("debug_print", _print_then, lambda x: np.asarray(x) * 1.5, _same_shape_args(1),
      covers=("debug_print",))
+
+
+# --- tap ----------------------------------------------------------------------------------
+def _concrete_only(value):
+    if not isinstance(value, fl.Array):
+        raise AssertionError(f"fl.debug.tap handed fn a {type(value).__name__}, not an Array")
+
+
+def _tap_then(x):
+    return fl.debug.tap(fnp.asarray(x) * 1.5, _concrete_only)
+
+
+spec("tap", _tap_then, lambda x: np.asarray(x) * 1.5, _same_shape_args(1), covers=("tap",))
