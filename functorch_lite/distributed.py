@@ -29,7 +29,6 @@ Example:
 
 from __future__ import annotations
 
-import operator
 from typing import NamedTuple
 
 import numpy as np
@@ -38,6 +37,7 @@ from functorch_lite import core
 from functorch_lite import tree as tree_util
 from functorch_lite.core import Array, Tracer, asarray_default, to_buffer
 from functorch_lite.data import DataLoader, Subset
+from functorch_lite.data._loader import _int_arg
 
 __all__ = ["rank", "size", "is_main", "barrier", "all_reduce", "broadcast", "shard",
            "ShardedLoader"]
@@ -218,16 +218,7 @@ def broadcast(tree, root=0):
     """
     _check_not_traced("broadcast", tree)
     world = _get_world()
-    try:
-        if isinstance(root, bool):
-            raise TypeError
-        root = operator.index(root)
-    except TypeError:
-        raise TypeError(f"fl.distributed.broadcast: root must be an int rank, got "
-                        f"{root!r:.40} ({type(root).__name__})") from None
-    if not 0 <= root < world.size:
-        raise ValueError(f"fl.distributed.broadcast: root must be a rank in "
-                         f"[0, {world.size}), got {root}")
+    root = _int_arg("fl.distributed.broadcast", "root", root, minimum=0, limit=world.size)
     leaves, treedef = tree_util.flatten(tree)
     buffers = [_leaf_buffer("broadcast", tree, i, leaf) for i, leaf in enumerate(leaves)]
     if world.size == 1:

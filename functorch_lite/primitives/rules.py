@@ -266,21 +266,20 @@ def _binary_vjp_buffers(ct, out, primals, needs, derivatives, symmetric):
     """The vjp of a binary elementwise op on NumPy buffers: the general rule, unrolled."""
     x, y = primals
     gx = gy = None
-    if needs[0]:
-        d = derivatives[0]
-        if d is not None:
-            gx = _scale(ct, d if type(d) in _CONSTANT_TYPES else d(x, y, out))
-            if type(gx) is not np.ndarray or gx.shape != x.shape or gx.dtype != x.dtype:
-                gx = unbroadcast_buffer(gx, x)
-            if symmetric and y is x:  # x * x: both cotangents are one value
-                return gx, gx
-    if needs[1]:
-        d = derivatives[1]
-        if d is not None:
-            gy = _scale(ct, d if type(d) in _CONSTANT_TYPES else d(x, y, out))
-            if type(gy) is not np.ndarray or gy.shape != y.shape or gy.dtype != y.dtype:
-                gy = unbroadcast_buffer(gy, y)
+    if needs[0] and derivatives[0] is not None:
+        gx = _operand_ct_buffer(ct, derivatives[0], x, y, out, x)
+        if symmetric and y is x:  # x * x: both cotangents are one value
+            return gx, gx
+    if needs[1] and derivatives[1] is not None:
+        gy = _operand_ct_buffer(ct, derivatives[1], x, y, out, y)
     return gx, gy
+
+
+def _operand_ct_buffer(ct, d, x, y, out, operand):
+    g = _scale(ct, d if type(d) in _CONSTANT_TYPES else d(x, y, out))
+    if type(g) is not np.ndarray or g.shape != operand.shape or g.dtype != operand.dtype:
+        g = unbroadcast_buffer(g, operand)
+    return g
 
 
 def linear(name, impl, abstract_eval, transpose, *, emit=None, batch=None,
