@@ -26,6 +26,7 @@ import numpy as np
 from functorch_lite import tree as tree_util
 from functorch_lite._traceback import api_boundary
 from functorch_lite.core import (
+    _PY_SCALAR_DTYPES,
     Array,
     Primitive,
     ShapedArray,
@@ -187,7 +188,7 @@ class VJPTrace(_PrimalTrace):
             if bufs is not None:
                 if type(p) is Array and type(p._buf) is np.ndarray:
                     bufs.append(p._buf)
-                elif type(p) in _SCALAR_TYPES:  # a weakly typed Python scalar operand
+                elif type(p) in _PY_SCALAR_DTYPES:  # a weakly typed Python scalar operand
                     bufs.append(p)
                 else:
                     bufs = None
@@ -310,7 +311,6 @@ class VJPTrace(_PrimalTrace):
 # Whether eager reverse mode runs rules on NumPy buffers (``Primitive.vjp_on_buffers``).
 # Tests turn it off to check that both ways give the same cotangents.
 _RULES_ON_BUFFERS = True
-_SCALAR_TYPES = (bool, int, float, complex)
 
 
 def _as_array(c):

@@ -74,11 +74,14 @@ def reshape(a, newshape, order="C"):
         Array([[0, 1, 2],
                [3, 4, 5]], dtype=int64)
     """
-    if ctx.trace is None and type(a) is Array and type(a._buf) is np.ndarray and order == "C":
-        try:
-            return Array(a._buf.reshape(newshape))
-        except (ValueError, TypeError):
-            pass  # the checked path below raises the error naming fnp.reshape
+    if ctx.trace is None and order == "C":
+        # eager on the CPU: an Array, or a raw ndarray (a derivative rule run on buffers)
+        buf = a._buf if type(a) is Array else a
+        if type(buf) is np.ndarray:
+            try:
+                return Array(buf.reshape(newshape))
+            except (ValueError, TypeError):
+                pass  # the checked path below raises the error naming fnp.reshape
     if order != "C":
         raise NotImplementedError("fnp.reshape: only order='C' is supported")
     aval = aval_of(a)

@@ -31,6 +31,7 @@ from functorch_lite.core import (
     aval_of,
     bind,
     ctx,
+    is_weak_scalar,
     trace_scope,
 )
 from functorch_lite.jit.codegen import compile_graph, run_graph
@@ -524,8 +525,7 @@ debug_print_p.effectful = True
 # vmap it sees the whole batch, every leaf with the batch axis first.
 # --------------------------------------------------------------------------------------
 def _tap_impl(xp, *bufs, fn, in_tree):
-    values = [Array(asarray_default(b) if type(b) in (bool, int, float, complex) else b)
-              for b in bufs]
+    values = [Array(asarray_default(b) if is_weak_scalar(b) else b) for b in bufs]
     fn(in_tree.unflatten(values))
     return ()
 

@@ -21,7 +21,6 @@ from functorch_lite.primitives.rules import (
     broadcast_shapes_for,
     unary,
     unbroadcast,
-    unbroadcast_buffer,
 )
 
 _LN2 = math.log(2.0)
@@ -205,6 +204,10 @@ def _max_share(g, a, b):
     return bind(max_share_p, g, a, b)
 
 
+def _max_share_buffers(g, a, b):
+    return _max_share_impl(np, g, a, b)
+
+
 def _max_share_jvp(primals, tangents):
     # Linear in g; piecewise constant in a and b.
     g, a, b = primals
@@ -237,13 +240,10 @@ def _extremum_rules(prim, ordered):
 
     def vjp(ct, out, primals, needs):
         x, y = primals
-        if type(ct) is np.ndarray:  # on buffers (eager reverse mode): the impl itself
-            return (unbroadcast_buffer(_max_share_impl(np, ct, *ordered(x, y)), x)
-                    if needs[0] else None,
-                    unbroadcast_buffer(_max_share_impl(np, ct, *ordered(y, x)), y)
-                    if needs[1] else None)
-        return (unbroadcast(_max_share(ct, *ordered(x, y)), x) if needs[0] else None,
-                unbroadcast(_max_share(ct, *ordered(y, x)), y) if needs[1] else None)
+        # on buffers (eager reverse mode) the impl itself, else the traceable primitive
+        share = _max_share_buffers if type(ct) is np.ndarray else _max_share
+        return (unbroadcast(share(ct, *ordered(x, y)), x) if needs[0] else None,
+                unbroadcast(share(ct, *ordered(y, x)), y) if needs[1] else None)
 
     prim.jvp, prim.vjp = jvp, vjp
     prim.vjp_reads = "inputs"  # the rules compare x and y; the output is not needed

@@ -18,7 +18,7 @@ import numpy as np
 from functorch_lite import numpy as fnp
 from functorch_lite.core import Array, Primitive, ShapedArray, aval_of, bind
 
-__all__ = ["unary", "binary", "linear", "unbroadcast", "unbroadcast_buffer", "instantiate",
+__all__ = ["unary", "binary", "linear", "unbroadcast", "instantiate",
            "elementwise_dtype", "broadcast_shapes_for"]
 
 
@@ -73,6 +73,8 @@ def _elementwise_abstract_eval(name, impl):
 def unbroadcast(g, like):
     """Sum ``g`` down to the shape of ``like`` (undoing broadcasting) and cast to its dtype.
 
+    A NumPy buffer ``g`` (a rule run on buffers) is summed by NumPy and stays a buffer.
+
     ``like`` is the operand (an array or tracer) or its aval; a weakly typed (Python
     scalar) operand keeps ``g``'s dtype.
     """
@@ -83,7 +85,7 @@ def unbroadcast(g, like):
     if type(like) in _PY_SCALARS:
         like = aval_of(like)
     if type(g) is np.ndarray:  # eager reverse mode on NumPy buffers
-        return unbroadcast_buffer(g, like)
+        return _unbroadcast_buffer(g, like)
     shape, dtype = like.shape, like.dtype
     gshape = g.shape
     if gshape == shape and g.dtype == dtype:
@@ -101,7 +103,7 @@ def unbroadcast(g, like):
     return g
 
 
-def unbroadcast_buffer(g, like):
+def _unbroadcast_buffer(g, like):
     """``unbroadcast`` of a NumPy buffer, by NumPy: same sums, same casts."""
     t = type(like)
     if t is np.ndarray:
@@ -192,8 +194,6 @@ def unary(name, impl, derivative=None, *, emit=None, differentiable=True, batch=
 
         def vjp(ct, out, primals, needs, **params):
             (x,) = primals
-            if type(ct) is np.ndarray:  # on buffers (eager reverse mode)
-                return (unbroadcast_buffer(_scale(ct, derivative(x, out)), x),)
             return (unbroadcast(_scale(ct, derivative(x, out)), x),)
 
     prim = Primitive(name, impl, _elementwise_abstract_eval(name, impl), jvp=jvp, vjp=vjp,
@@ -240,14 +240,13 @@ def binary(name, impl, derivatives=None, *, emit=None, differentiable=True, batc
                 g = _scale(ct, d if type(d) in _CONSTANT_TYPES else d(*primals, out))
                 g = unbroadcast(g, primals[0])
                 return g, g
-            sum_to = unbroadcast_buffer if type(ct) is np.ndarray else unbroadcast
             cts = []
             for x, d, need in zip(primals, derivatives, needs):
                 if not need or d is None:
                     cts.append(None)
                     continue
                 g = _scale(ct, d if type(d) in _CONSTANT_TYPES else d(*primals, out))
-                cts.append(sum_to(g, x))
+                cts.append(unbroadcast(g, x))
             return tuple(cts)
 
     prim = Primitive(name, impl, _elementwise_abstract_eval(name, impl), jvp=jvp, vjp=vjp,
@@ -278,7 +277,7 @@ def _binary_vjp_buffers(ct, out, primals, needs, derivatives, symmetric):
 def _operand_ct_buffer(ct, d, x, y, out, operand):
     g = _scale(ct, d if type(d) in _CONSTANT_TYPES else d(x, y, out))
     if type(g) is not np.ndarray or g.shape != operand.shape or g.dtype != operand.dtype:
-        g = unbroadcast_buffer(g, operand)
+        g = _unbroadcast_buffer(g, operand)
     return g
 
 

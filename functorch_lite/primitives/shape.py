@@ -28,9 +28,7 @@ def _reshape_eval(x, *, new_sizes):
 
 reshape_p = linear(
     "reshape", lambda xp, x, new_sizes: xp.reshape(x, new_sizes), _reshape_eval,
-    lambda ct, avals, needs, new_sizes: (
-        ct.reshape(avals[0].shape) if type(ct) is np.ndarray  # on buffers
-        else fnp.reshape(ct, avals[0].shape),),
+    lambda ct, avals, needs, new_sizes: (fnp.reshape(ct, avals[0].shape),),
     emit="reshape",
     batch=lambda args, dims, new_sizes: (
         bind(reshape_p, _move_to_front(args[0], dims[0]),
