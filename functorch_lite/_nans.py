@@ -28,7 +28,7 @@ import sys
 import numpy as np
 
 from functorch_lite import tree as tree_util
-from functorch_lite.autodiff import JVPTrace, VJPTrace
+from functorch_lite.autodiff import JVPTrace, run_tape
 from functorch_lite.core import Array, Trace, Tracer, aval_of, ctx, eager_apply, xp_of_buffer
 from functorch_lite.jit import api as jit_api
 from functorch_lite.jit.staging import eval_graph, user_frame
@@ -188,7 +188,7 @@ def _message(prim, args, outs, contexts):
 def _rule_context(prim):
     """Which derivative rule is running, when it is not ``prim``'s own forward-mode rule
     (whose NaN is the forward value's): found from the frames of the autodiff traces."""
-    backward, jvp = VJPTrace.backward.__code__, JVPTrace.process.__code__
+    backward, jvp = run_tape.__code__, JVPTrace.process.__code__
     frame = sys._getframe(2)
     while frame is not None:
         if frame.f_code is backward:

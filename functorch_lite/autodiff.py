@@ -24,6 +24,7 @@ import operator
 import numpy as np
 
 from functorch_lite import tree as tree_util
+from functorch_lite._compiled_backward import cached_backward
 from functorch_lite._traceback import api_boundary
 from functorch_lite.core import (
     _PY_SCALAR_DTYPES,
@@ -63,6 +64,19 @@ class _PrimalTracer(Tracer):
     @property
     def aval(self):
         return aval_of(self.primal)
+
+    # The primal answers these itself (no abstract value built): fnp functions ask often.
+    @property
+    def shape(self):
+        return self.primal.shape
+
+    @property
+    def ndim(self):
+        return self.primal.ndim
+
+    @property
+    def dtype(self):
+        return self.primal.dtype
 
 
 class _PrimalTrace(Trace):
@@ -140,10 +154,10 @@ def _residuals(prim, out, primals):
 class VJPTrace(_PrimalTrace):
     """Records each differentiable primitive applied to a tracked value.
 
-    A tape entry is ``(prim, params, residuals, in_slots, needs, out_slots, on_buffers)``:
-    ``in_slots[i]`` is the cotangent slot of input ``i`` (-1 for a constant), ``needs[i]``
-    whether it wants a cotangent, ``out_slots`` the slot of the output (a tuple for multiple
-    results). ``residuals`` is ``(out, primals)`` unless the primitive has its own
+    A tape entry is ``(prim, params, residuals, in_slots, out_slots, on_buffers)``:
+    ``in_slots[i]`` is the cotangent slot of input ``i``, -1 for a constant (input ``i``
+    wants a cotangent iff its slot is >= 0), ``out_slots`` the slot of the output (a tuple
+    for multiple results). ``residuals`` is ``(out, primals)`` unless the primitive has its own
     ``vjp_fwd``/``vjp_bwd`` pair (custom rules, checkpoint). ``on_buffers``: the residuals
     are NumPy buffers and the rule runs on them (``Primitive.vjp_on_buffers``; eager
     reverse mode on the CPU, with no enclosing transform).
@@ -164,71 +178,77 @@ class VJPTrace(_PrimalTrace):
 
     def process(self, prim, args, params):
         # The hot path of eager reverse mode. It splits its arguments inline (not with
-        # Trace.split_args) because it builds slots and needs in the same pass, and when
-        # every argument is a CPU array or a Python scalar it calls the impl itself (what
-        # eager_apply would do, minus its generality).
-        primals = []
+        # Trace.split_args) because it builds the slots and the buffers in the same pass,
+        # and when every argument is a CPU array or a Python scalar it calls the impl
+        # itself (what eager_apply would do, minus its generality).
         in_slots = []
-        needs = []
         bufs = []
         active = False
         for a in args:
             if type(a) is VJPTracer and a._trace is self:
-                p = a.primal
                 in_slots.append(a.slot)
-                needs.append(True)
                 active = True
+                a = a.primal
             else:
                 if isinstance(a, Tracer):
                     self.check_foreign(a)
-                p = a
                 in_slots.append(-1)
-                needs.append(False)
-            primals.append(p)
             if bufs is not None:
-                if type(p) is Array and type(p._buf) is np.ndarray:
-                    bufs.append(p._buf)
-                elif type(p) in _PY_SCALAR_DTYPES:  # a weakly typed Python scalar operand
-                    bufs.append(p)
+                t = type(a)
+                if t is Array:
+                    a = a._buf
+                    if type(a) is np.ndarray:
+                        bufs.append(a)
+                    else:
+                        bufs = None
+                elif t in _PY_SCALAR_DTYPES:  # a weakly typed Python scalar operand
+                    bufs.append(a)
                 else:
                     bufs = None
-        parent = self.parent
-        custom_fwd = prim.vjp_fwd
         on_buffers = False
-        if parent is None and active and custom_fwd is None and prim.differentiable:
-            # the common case, without a scope
-            if bufs is None:
+        if bufs is not None and active and self.parent is None and prim.vjp_fwd is None \
+                and prim.differentiable:
+            # the common case: no scope, all buffers on the CPU
+            try:
+                out_buf = prim.impl(np, *bufs, **params)
+            except Exception as e:
+                _explain_failure(prim, self._primals(args), params, e)
+                raise
+            if type(out_buf) is np.ndarray:
+                out = Array(out_buf)
+            else:
+                out = _wrap_result(out_buf, self._primals(args))
+                out_buf = out._buf if type(out) is Array else None
+            if prim.vjp_on_buffers and out_buf is not None and _RULES_ON_BUFFERS:
+                on_buffers = True
+                reads = prim.vjp_reads
+                if reads == "values":
+                    residuals = out_buf, bufs
+                elif reads == "inputs":
+                    residuals = None, bufs
+                else:
+                    residuals = _residuals(prim, out_buf, bufs)
+            else:
+                residuals = _residuals(prim, out, self._primals(args))
+        else:
+            primals = self._primals(args)
+            if not active or not prim.differentiable:
+                return self._bind_parent(prim, primals, params)
+            if self.parent is None and prim.vjp_fwd is None:
                 out = eager_apply(prim, primals, params)
                 residuals = _residuals(prim, out, primals)
             else:
+                previous = ctx.trace
+                ctx.trace = self.parent
                 try:
-                    out_buf = prim.impl(np, *bufs, **params)
-                except Exception as e:
-                    _explain_failure(prim, primals, params, e)
-                    raise
-                if type(out_buf) is np.ndarray:
-                    out = Array(out_buf)
-                else:
-                    out = _wrap_result(out_buf, primals)
-                    out_buf = out._buf if type(out) is Array else None
-                if prim.vjp_on_buffers and out_buf is not None and _RULES_ON_BUFFERS:
-                    on_buffers = True
-                    residuals = _residuals(prim, out_buf, bufs)
-                else:
-                    residuals = _residuals(prim, out, primals)
-        else:
-            previous = ctx.trace
-            ctx.trace = parent
-            try:
-                if not active or not prim.differentiable:
-                    return bind(prim, *primals, **params)
-                if custom_fwd is not None:
-                    out, residuals = custom_fwd(primals, tuple(needs), **params)
-                else:
-                    out = bind(prim, *primals, **params)
-                    residuals = _residuals(prim, out, primals)
-            finally:
-                ctx.trace = previous
+                    if prim.vjp_fwd is not None:
+                        needs = tuple(s >= 0 for s in in_slots)
+                        out, residuals = prim.vjp_fwd(primals, needs, **params)
+                    else:
+                        out = bind(prim, *primals, **params)
+                        residuals = _residuals(prim, out, primals)
+                finally:
+                    ctx.trace = previous
         if prim.multiple_results:
             tracers, out_slots = [], []
             for o in out:
@@ -239,78 +259,110 @@ class VJPTrace(_PrimalTrace):
                 else:
                     tracers.append(o)
                     out_slots.append(-1)
-            self.tape.append((prim, params, residuals, in_slots, needs, tuple(out_slots),
-                              False))
+            self.tape.append((prim, params, residuals, in_slots, tuple(out_slots), False))
             return tuple(tracers)
         if (out._buf if type(out) is Array else out).dtype.kind not in "fc":
             return out
         slot = self.num_slots
         self.num_slots = slot + 1
-        self.tape.append((prim, params, residuals, in_slots, needs, slot, on_buffers))
+        self.tape.append((prim, params, residuals, in_slots, slot, on_buffers))
         return VJPTracer(self, out, slot)
 
-    def backward(self, seeds, consume=False):
+    def _primals(self, args):
+        return [a.primal if type(a) is VJPTracer and a._trace is self else a for a in args]
+
+    def _bind_parent(self, prim, primals, params):
+        previous = ctx.trace
+        ctx.trace = self.parent
+        try:
+            return bind(prim, *primals, **params)
+        finally:
+            ctx.trace = previous
+
+    def backward(self, seeds, consume=False, wanted=None):
         """Cotangents of every slot, given ``seeds``: a dict slot -> cotangent.
 
-        Each entry's output cotangent is dropped once used, so memory is reused while the
-        pass runs. ``consume``: also drop each tape entry (its residuals) once processed,
-        for a pass that runs only once (``grad``); ``vjp_fn`` may be called many times.
-        Rules run on buffers leave buffers as cotangents; they become Arrays on the way out.
+        ``consume``: drop each tape entry (its residuals) once processed, for a pass that
+        runs only once (``grad``); ``vjp_fn`` may be called many times. ``wanted``: the
+        slots the caller reads, when known; then a tape recorded at top level may run as a
+        compiled program (see ``_compiled_backward``), and only those slots are filled.
         """
-        cts = [None] * self.num_slots
-        for slot, ct in seeds.items():
-            cts[slot] = ct if cts[slot] is None else cts[slot] + ct
+        if wanted is not None and self.parent is None and ctx.trace is None \
+                and _COMPILE_BACKWARD:
+            cts = cached_backward(self.tape, self.num_slots, seeds, wanted)
+            if cts is not None:
+                if consume:
+                    self.tape = []
+                return cts
         tape = self.tape
         if consume:
             self.tape = []
-        any_buffers = False
-        for i in range(len(tape) - 1, -1, -1):
-            prim, params, residuals, in_slots, needs, out_slots, on_buffers = tape[i]
-            if consume:
-                tape[i] = None
-            if type(out_slots) is tuple:
-                ct = tuple(_as_array(cts[s]) if s >= 0 else None for s in out_slots)
-                for s in out_slots:
-                    if s >= 0:
-                        cts[s] = None
-                if all(c is None for c in ct):
-                    continue
+        return run_tape(tape, self.num_slots, seeds, consume)
+
+
+def run_tape(tape, num_slots, seeds, consume=False):
+    """Walk ``tape`` backwards from ``seeds`` (slot -> cotangent); cotangents of all slots.
+
+    Each entry's output cotangent is dropped once used, so memory is reused while the pass
+    runs; with ``consume`` each entry is dropped from ``tape`` once processed as well.
+    Rules run on buffers leave buffers as cotangents; they become Arrays on the way out.
+    """
+    cts = [None] * num_slots
+    for slot, ct in seeds.items():
+        cts[slot] = ct if cts[slot] is None else cts[slot] + ct
+    any_buffers = False
+    for i in range(len(tape) - 1, -1, -1):
+        prim, params, residuals, in_slots, out_slots, on_buffers = tape[i]
+        if consume:
+            tape[i] = None
+        if type(out_slots) is tuple:
+            ct = tuple(_as_array(cts[s]) if s >= 0 else None for s in out_slots)
+            for s in out_slots:
+                if s >= 0:
+                    cts[s] = None
+            if all(c is None for c in ct):
+                continue
+        else:
+            ct = cts[out_slots]
+            if ct is None:
+                continue
+            cts[out_slots] = None
+        needs = [s >= 0 for s in in_slots]
+        custom_bwd = prim.vjp_bwd
+        if custom_bwd is not None:
+            in_cts = custom_bwd(_as_array(ct), residuals, needs, **params)
+        elif on_buffers:
+            any_buffers = True
+            if type(ct) is np.ndarray:
+                out, bufs = residuals
+                in_cts = (prim.vjp(ct, out, bufs, needs, **params) if params else
+                          prim.vjp(ct, out, bufs, needs))
             else:
-                ct = cts[out_slots]
-                if ct is None:
-                    continue
-                cts[out_slots] = None
-            custom_bwd = prim.vjp_bwd
-            if custom_bwd is not None:
-                in_cts = custom_bwd(_as_array(ct), residuals, needs, **params)
-            elif on_buffers:
-                any_buffers = True
-                if type(ct) is np.ndarray:
-                    out, bufs = residuals
-                    in_cts = (prim.vjp(ct, out, bufs, needs, **params) if params else
-                              prim.vjp(ct, out, bufs, needs))
+                in_cts = _vjp_on_buffers(prim, ct, residuals, needs, params)
+        else:
+            out, primals = residuals
+            in_cts = prim.vjp(_as_array(ct), out, primals, needs, **params)
+        del ct, residuals
+        for s, c in zip(in_slots, in_cts):
+            if s >= 0 and c is not None:
+                if cts[s] is None:
+                    cts[s] = c
+                elif type(c) is type(cts[s]):
+                    cts[s] = cts[s] + c
                 else:
-                    in_cts = _vjp_on_buffers(prim, ct, residuals, needs, params)
-            else:
-                out, primals = residuals
-                in_cts = prim.vjp(_as_array(ct), out, primals, needs, **params)
-            del ct, residuals
-            for s, c in zip(in_slots, in_cts):
-                if s >= 0 and c is not None:
-                    if cts[s] is None:
-                        cts[s] = c
-                    elif type(c) is type(cts[s]):
-                        cts[s] = cts[s] + c
-                    else:
-                        cts[s] = _as_array(cts[s]) + _as_array(c)
-        if any_buffers:  # rules on buffers return ndarrays, NumPy scalars or Arrays
-            cts = [c if c is None or type(c) is Array else _as_array(c) for c in cts]
-        return cts
+                    cts[s] = _as_array(cts[s]) + _as_array(c)
+    if any_buffers:  # rules on buffers return ndarrays, NumPy scalars or Arrays
+        cts = [c if c is None or type(c) is Array else _as_array(c) for c in cts]
+    return cts
 
 
 # Whether eager reverse mode runs rules on NumPy buffers (``Primitive.vjp_on_buffers``).
 # Tests turn it off to check that both ways give the same cotangents.
 _RULES_ON_BUFFERS = True
+
+# Whether a tape structure seen before runs as a compiled program (``_compiled_backward``).
+# Tests turn it off to compare both ways.
+_COMPILE_BACKWARD = True
 
 
 def _as_array(c):
@@ -412,12 +464,15 @@ def _vjp(f, primals, has_aux, transform_name, float_check=None):
             out_primals.append(_unwrap_primal(o, trace))
             out_slots.append(-1)
 
+    wanted = [t.slot for t in tracers]
+
     def pull_flat(ct_flat, consume=False):
         seeds = {}
         for slot, ct in zip(out_slots, ct_flat):
             if slot >= 0:
                 seeds[slot] = seeds[slot] + ct if slot in seeds else ct
-        cts = trace.backward(seeds, consume) if seeds else [None] * trace.num_slots
+        cts = (trace.backward(seeds, consume, wanted) if seeds
+               else [None] * trace.num_slots)
         grads = [instantiate(cts[t.slot], x)
                  for t, x in zip(tracers, flat)]
         return tree_util.unflatten(in_tree, grads)

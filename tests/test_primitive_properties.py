@@ -15,7 +15,7 @@ The jit property joins these when the jit lands.
 import numpy as np
 import pytest
 import specs
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import functorch_lite as fl
@@ -118,20 +118,56 @@ def test_rules_on_buffers_match_rules_on_arrays(s, data):
     def pull(on_buffers):
         autodiff._RULES_ON_BUFFERS = on_buffers
         try:
-            with np.errstate(all="ignore"):
-                out, pullback = fl.vjp(f, *dargs)
-                rng = np.random.default_rng(seed)
-                ct = fl.tree.map(lambda o: fl.numpy.asarray(
-                    rng.standard_normal(np.shape(o)).astype(np.asarray(o).dtype)), out)
-                return _np_out(pullback(ct))
+            return _pull(f, dargs, seed)
         finally:
             autodiff._RULES_ON_BUFFERS = True
 
-    for g, w in zip(pull(True), pull(False), strict=True):
+    _assert_same_cotangents(s, pull(True), pull(False))
+
+
+def _pull(f, dargs, seed, compiled=False, times=1):
+    """The cotangents of ``f`` at ``dargs`` for a random cotangent (from ``seed``), from
+    the last of ``times`` pullbacks; the backward pass compiled or not."""
+    autodiff._COMPILE_BACKWARD = compiled
+    try:
+        with np.errstate(all="ignore"):
+            out, pullback = fl.vjp(f, *dargs)
+            rng = np.random.default_rng(seed)
+            ct = fl.tree.map(lambda o: fl.numpy.asarray(
+                rng.standard_normal(np.shape(o)).astype(np.asarray(o).dtype)), out)
+            for _ in range(times):
+                cts = pullback(ct)
+            return _np_out(cts)
+    finally:
+        autodiff._COMPILE_BACKWARD = True
+
+
+def _assert_same_cotangents(s, got, want):
+    for g, w in zip(got, want, strict=True):
         assert g.shape == w.shape and g.dtype == w.dtype, (s.name, g.shape, w.shape, g.dtype,
                                                          w.dtype)
         np.testing.assert_allclose(g, w, rtol=1e-6 if g.dtype == np.float32 else 1e-12,
                                    atol=0, equal_nan=True, err_msg=s.name)
+
+
+@pytest.mark.parametrize("s", DIFF, ids=_ids(DIFF))
+@settings(max_examples=10)
+@given(data=st.data())
+def test_compiled_backward_matches_rules(s, data):
+    """A tape seen before runs as a compiled program (``_compiled_backward``): its
+    cotangents, shapes and dtypes must be those of the rules run one by one."""
+    dtype = data.draw(st.sampled_from([d for d in s.dtypes if d in ("float32", "float64")]),
+                      label="dtype")
+    args = data.draw(s.args(dtype), label="args")
+    assume(_valid(s, args))
+    nums = _float_args(s, args)
+    assume(nums)
+    f = _closed_over(s, args, nums)
+    dargs = tuple(fl.numpy.asarray(args[n]) for n in nums)
+    seed = data.draw(st.integers(0, 2**16), label="seed")
+    want = _pull(f, dargs, seed)
+    # the first pullback records the tape's structure, the second compiles, the third reuses
+    _assert_same_cotangents(s, _pull(f, dargs, seed, compiled=True, times=3), want)
 
 
 def _examples(x, rng, size):

@@ -23,10 +23,19 @@ from functorch_lite.numpy._creation import _eye_like, _placed
 from functorch_lite.primitives.rules import elementwise_dtype, linear
 from functorch_lite.primitives.shape import broadcast_impl
 
+_kept_shapes: dict = {}
+
 
 def _kept_shape(shape, axes):
     """``shape`` with the reduced ``axes`` set to 1 (the keepdims shape)."""
-    return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    try:
+        return _kept_shapes[shape, axes]
+    except KeyError:
+        if len(_kept_shapes) > 4096:  # many distinct shapes: start over
+            _kept_shapes.clear()
+        kept = _kept_shapes[shape, axes] = tuple(
+            1 if i in axes else d for i, d in enumerate(shape))
+        return kept
 
 
 def _reduce_eval(name, impl):
