@@ -84,37 +84,36 @@ def _signature(tape, seeds, wanted):
     """
     key = [settings.x64, tuple(wanted)]
     inputs = []
-    append_key, append_input = key.append, inputs.append
+    add_input = inputs.append
     for prim, params, residuals, in_slots, out_slots, _ in tape:
         if prim.vjp_bwd is not None:  # custom residuals, and rules that call user code
             return None, None
         out, primals = residuals
-        append_key((prim, tuple(params.items()) if params else None, tuple(in_slots),
-                    out_slots))
+        key += (prim, tuple(params.items()) if params else None, tuple(in_slots), out_slots)
         if type(out) is tuple:
-            append_key(len(out))
+            key.append(len(out))
             values = (*out, *primals)
         else:
             values = (out, *primals)
         for v in values:
             t = type(v)
             if t is np.ndarray:
-                append_key((v.shape, v.dtype))
-                append_input(v)
+                key += (v.shape, v.dtype)
+                add_input(v)
             elif t is Array:
                 v = v._buf
                 if type(v) is not np.ndarray:
                     return None, None
-                append_key((v.shape, v.dtype))
-                append_input(v)
+                key += (v.shape, v.dtype)
+                add_input(v)
             elif t in _PY_SCALARS:
-                append_key(t)
-                append_input(v)
+                key += (t, None)
+                add_input(v)
             elif v is None or t is ShapedArray:
-                append_key(v)  # static: no input
+                key += (v, None)  # static: no input
             elif isinstance(v, np.generic):  # a NumPy scalar: a 0-d array
-                append_key(((), v.dtype))
-                append_input(np.asarray(v))
+                key += ((), v.dtype)
+                add_input(np.asarray(v))
             else:
                 return None, None
     for slot in sorted(seeds):
@@ -122,8 +121,8 @@ def _signature(tape, seeds, wanted):
         b = v._buf if type(v) is Array else v
         if type(b) is not np.ndarray:
             return None, None
-        append_key((slot, b.shape, b.dtype))
-        append_input(b)
+        key += (slot, b.shape, b.dtype)
+        add_input(b)
     return tuple(key), inputs
 
 

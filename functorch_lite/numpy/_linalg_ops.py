@@ -64,10 +64,16 @@ def matmul(x1, x2, /, _ctx=ctx, _Array=Array, _ndarray=np.ndarray, _matmul=np.ma
             return _Array(out if type(out) is _ndarray else np.asarray(out))
     try:
         if x1.ndim >= 2 and x2.ndim >= 2:
-            return bind(lp.matmul_p, x1, x2)
+            trace = _ctx.trace
+            if trace is None:
+                return bind(lp.matmul_p, x1, x2)
+            return trace.process(lp.matmul_p, (x1, x2), _NO_PARAMS)  # bind, a call less
     except AttributeError:  # lists and scalars
         pass
     return _matmul_vectors(x1, x2)
+
+
+_NO_PARAMS = {}  # never mutated: traces only read params
 
 
 def _matmul_vectors(x1, x2):

@@ -68,13 +68,19 @@ def _axis_tuple(name, axis):
 
 
 def _reduce(name, prim, a, axis, keepdims, dtype=None):
-    aval = aval_of(a)
+    shape = a.shape if isinstance(a, (Array, Tracer)) else aval_of(a).shape
     if dtype is not None:
         a = astype(a, dtype)
-    axes = normalize_axes(name, axis, aval.ndim)
-    out = bind(prim, a, axes=axes)
+    axes = normalize_axes(name, axis, len(shape))
+    trace = ctx.trace
+    if trace is None:
+        out = bind(prim, a, axes=axes)
+    else:  # what bind does, a call less
+        out = trace.process(prim, (a,), {"axes": axes})
     if keepdims and axes:  # a valid reshape by construction: no need of fnp.reshape's checks
-        out = bind(shape_p.reshape_p, out, new_sizes=red._kept_shape(aval.shape, axes))
+        params = {"new_sizes": red._kept_shape(shape, axes)}
+        out = (bind(shape_p.reshape_p, out, **params) if trace is None
+               else trace.process(shape_p.reshape_p, (out,), params))
     return out
 
 
