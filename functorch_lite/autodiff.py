@@ -539,10 +539,17 @@ def vjp(f, *primals, has_aux=False):
 def _unit_seed(out, dtype):
     """The cotangent 1 for a scalar output, on the output's device."""
     if type(out) is Array and type(out._buf) is np.ndarray:
-        return Array(np.ones((), dtype))
+        try:
+            return Array(_ONES[dtype].copy())
+        except KeyError:
+            _ONES[dtype] = np.ones((), dtype)
+            return Array(_ONES[dtype].copy())
     from functorch_lite import numpy as fnp
 
     return fnp.ones_like(out, dtype)
+
+
+_ONES: dict = {}  # a 0-d one per dtype, copied for each seed
 
 
 def _argnums_tuple(fn_name, argnums, nargs):
@@ -568,12 +575,20 @@ def value_and_grad(f, argnums=0, has_aux=False):
         >>> value, g
         (Array(5., dtype=float32), Array([2., 4.], dtype=float32))
     """
-    name = f"value_and_grad({_fn_name(f)})"
+    return api_boundary(functools.wraps(f)(_value_and_grad(f, argnums, has_aux)))
 
-    @api_boundary
-    @functools.wraps(f)
+
+def _value_and_grad(f, argnums, has_aux):
+    """``value_and_grad``'s function, without the API boundary (``grad`` adds its own)."""
+    name = f"value_and_grad({_fn_name(f)})"
+    argnums_by_count = {}  # number of positional arguments -> (single, nums)
+
     def value_and_grad_f(*args, **kwargs):
-        single, nums = _argnums_tuple(name, argnums, len(args))
+        try:
+            single, nums = argnums_by_count[len(args)]
+        except KeyError:
+            single, nums = argnums_by_count[len(args)] = _argnums_tuple(name, argnums,
+                                                                         len(args))
         diff_args = tuple(args[n] for n in nums)
 
         def partial_f(*dargs):
@@ -583,19 +598,24 @@ def value_and_grad(f, argnums=0, has_aux=False):
             return f(*full, **kwargs)
 
         out, _, aux, pull_flat = _vjp(partial_f, diff_args, has_aux, "grad", (name, nums))
-        aval = aval_of(out) if isinstance(out, (Array, Tracer, float, int, np.ndarray)) \
-            else None
-        if aval is None or aval.shape != ():
-            what = (f"shape {aval.shape}" if aval is not None else type(out).__name__)
+        if type(out) is Array:
+            shape, dtype = out._buf.shape, out._buf.dtype
+        elif isinstance(out, (Array, Tracer, float, int, np.ndarray)):
+            aval = aval_of(out)
+            shape, dtype = aval.shape, aval.dtype
+        else:
+            shape = dtype = None
+        if shape != ():
+            what = f"shape {shape}" if shape is not None else type(out).__name__
             raise TypeError(
                 f"grad requires {_fn_name(f)} to return a scalar, but it returned {what}. "
                 "Reduce the output (e.g. fnp.sum or fnp.mean), or use fl.vjp / fl.jacrev "
                 "for non-scalar outputs.")
-        if aval.dtype.kind != "f":
+        if dtype.kind != "f":
             raise TypeError(
                 f"grad requires {_fn_name(f)} to return a real floating-point scalar, got "
-                f"dtype {aval.dtype}. Cast the output with .astype(fnp.float32).")
-        grads = pull_flat([_unit_seed(out, aval.dtype)], consume=True)
+                f"dtype {dtype}. Cast the output with .astype(fnp.float32).")
+        grads = pull_flat([_unit_seed(out, dtype)], consume=True)
         g = grads[0] if single else grads
         return ((out, aux), g) if has_aux else (out, g)
 
@@ -620,7 +640,7 @@ def grad(f, argnums=0, has_aux=False):
         >>> fl.grad(lambda p: fnp.sum(p["w"] * 3.0))({"w": fnp.ones(2)})
         {'w': Array([3., 3.], dtype=float32)}
     """
-    vg = value_and_grad(f, argnums, has_aux)
+    vg = _value_and_grad(f, argnums, has_aux)
 
     @api_boundary
     @functools.wraps(f)
