@@ -8,8 +8,9 @@
 
 Every library computes the same math with the same ops: the log-softmax is written as
 ``z - (m + log(sum(exp(z - m))))`` with ``m`` the row max (gradient stopped), and each
-library's own idiom is used for the update (in place for NumPy and PyTorch, a new pytree
-for the functional libraries). JAX runs op by op (no ``jit``). A library that is not
+library's own idiom is used for relu (``fl.nn.relu``, ``torch.relu``, ``jax.nn.relu``;
+autograd has none: ``np.maximum``) and for the update (in place for NumPy and PyTorch, a
+new pytree for the functional libraries). JAX runs op by op (no ``jit``). A library that is not
 installed is skipped with a note (``pip install autograd jax jaxlib torch==2.13.0``).
 Before timing, every candidate's result is checked against the hand-written NumPy one.
 
@@ -142,8 +143,8 @@ def mlp_candidates():
     if hasattr(fnp, "matmul"):
         fl_state = [[fnp.asarray(p) for p in params0]]
         x_fl, onehot_fl = fnp.asarray(x), fnp.asarray(onehot)
-        fl_grad = fl.grad(lambda ps: mlp_loss(fnp, ps, x_fl, onehot_fl,
-                                              lambda v: fnp.maximum(v, 0.0), fl.stop_gradient))
+        fl_grad = fl.grad(lambda ps: mlp_loss(fnp, ps, x_fl, onehot_fl, fl.nn.relu,
+                                              fl.stop_gradient))
 
         def fl_step():
             ps = fl_state[0]

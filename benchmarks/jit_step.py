@@ -42,8 +42,8 @@ def mlp_data(sizes, batch):
 
 def mlp_loss(params, x, onehot):
     w1, b1, w2, b2, w3, b3 = params
-    h = fnp.maximum(x @ w1 + b1, 0.0)
-    h = fnp.maximum(h @ w2 + b2, 0.0)
+    h = fl.nn.relu(x @ w1 + b1)
+    h = fl.nn.relu(h @ w2 + b2)
     z = h @ w3 + b3
     top = fl.stop_gradient(fnp.max(z, axis=1, keepdims=True))
     logp = z - (top + fnp.log(fnp.sum(fnp.exp(z - top), axis=1, keepdims=True)))

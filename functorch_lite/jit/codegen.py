@@ -37,10 +37,12 @@ import numpy as np
 from functorch_lite.jit import fusion_gpu
 from functorch_lite.jit.fusion import fuse
 from functorch_lite.jit.graph import Literal, is_effectful
+from functorch_lite.primitives.elementwise import zeros_instead_of, zeros_operand
 
 __all__ = ["compile_graph", "run_graph", "Emitter"]
 
 _PY_SCALARS = (bool, int, float, complex)
+_EXTREMA = ("maximum", "minimum")
 _PY_TYPE_OF_KIND = {"b": "bool", "i": "int", "u": "int", "f": "float", "c": "complex"}
 _counter = itertools.count()
 
@@ -290,6 +292,8 @@ class Emitter:
             return hook(self, eqn, ins, outs, indent)
         if eqn.subgraph is not None:
             return self._inline(eqn, ins, indent)
+        if prim.name in _EXTREMA and self.xp is np:
+            ins = self._zeros_for_zero_literal(eqn, ins)
         call = self._method_call(eqn, ins) or self._call(prim, eqn.params, ins)
         outs = [self.define(v) for v in eqn.outputs]
         if not prim.multiple_results:
@@ -303,6 +307,20 @@ class Emitter:
             fixed = self.normalize(name, v.aval)
             if fixed != name:
                 self.emit(f"{name} = {fixed}", indent)
+
+    def _zeros_for_zero_literal(self, eqn, ins):
+        """maximum/minimum of a big float array and a literal +0: the literal becomes a
+        constant array of zeros, as the eager impl does (NumPy's array-scalar loop for
+        these is not vectorized; see ``primitives.elementwise.zeros_operand``)."""
+        a, b = eqn.inputs
+        for lit, arr, i in ((b, a, 1), (a, b, 0)):
+            if type(lit) is Literal and type(arr) is not Literal:
+                aval = arr.aval
+                if zeros_instead_of(aval.dtype, aval.ndim, aval.size, lit.value):
+                    ins = list(ins)
+                    ins[i] = self.global_(zeros_operand(aval.shape, aval.dtype), "zeros")
+                break
+        return ins
 
     def _call(self, prim, params, ins):
         if self._is_backend_call(prim, params):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from functorch_lite._traceback import hide_internal_frames
@@ -86,7 +88,11 @@ _NO_PARAMS = {}  # never mutated: bind passes a fresh dict, process only reads i
 
 def _make_binary(name, prim):
     # Fast path as for unary ops: Arrays on the CPU, or an Array and a Python int/float.
-    def fn(x, y, /, _ctx=ctx, _Array=Array, _ndarray=np.ndarray, _ufunc=getattr(np, name),
+    # maximum/minimum: the impl, which passes a zero scalar as an array of zeros
+    ufunc = functools.partial(prim.impl, np) if name in ("maximum", "minimum") \
+        else getattr(np, name)
+
+    def fn(x, y, /, _ctx=ctx, _Array=Array, _ndarray=np.ndarray, _ufunc=ufunc,
            _scalars=_SCALAR_TYPES):
         try:
             trace = _ctx.trace

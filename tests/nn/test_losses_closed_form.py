@@ -47,6 +47,15 @@ def test_activation_matches_formula_and_finite_differences(name):
 
 def test_relu_derivative_at_zero_is_zero():
     assert float(fl.grad(lambda v: nn.relu(v))(0.0)) == 0.0
+    # in every mode, on a batch big enough for the zeros operand, and twice (the second
+    # eager pass runs the compiled backward)
+    x = np.zeros((64, 64), np.float32)
+    x[::2] = np.linspace(-1.0, 1.0, 64, dtype=np.float32)
+    want = (x > 0).astype(np.float32)
+    loss = lambda v: fnp.sum(nn.relu(v))
+    for g in (fl.grad(loss)(x), fl.grad(loss)(x), fl.jit(fl.grad(loss))(x),
+              fl.jvp(nn.relu, (x,), (np.ones_like(x),))[1], fl.vmap(fl.grad(loss))(x)):
+        np.testing.assert_array_equal(np.asarray(g), want)
 
 
 def test_softmax_and_log_softmax_are_stable():

@@ -56,3 +56,59 @@ def test_square_written_as_a_product_differentiates_to_twice_x():
     b = np.ones((2, 3))  # broadcast against itself through a reshape-free product
     np.testing.assert_array_equal(
         np.asarray(fl.grad(lambda v: fnp.sum(v * v * b))(x)), 4 * x)
+
+
+# maximum/minimum against a Python zero pass NumPy an array of zeros instead (NumPy's
+# array-scalar loop for them is not vectorized): eagerly, under grad and in jitted code.
+_ZERO_CASES = [(fnp.maximum, np.maximum, 0.0), (fnp.minimum, np.minimum, 0),
+               (fnp.maximum, np.maximum, -0.0), (fnp.minimum, np.minimum, 0.5)]
+
+
+def _edge_values(shape, dtype):
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    x.flat[:6] = [0.0, -0.0, np.nan, np.inf, -np.inf, 1e-45]
+    return x
+
+
+@pytest.mark.parametrize("fn, np_fn, zero", _ZERO_CASES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_extremum_against_a_zero_scalar_matches_numpy(fn, np_fn, zero, dtype):
+    x = _edge_values((64, 128), dtype)   # above the size where zeros are used
+    want = np_fn(x, zero)
+    for got in (fn(fnp.asarray(x), zero), fn(zero, fnp.asarray(x)),
+                fl.jit(lambda v: fn(v, zero))(fnp.asarray(x)),
+                fl.jit(lambda v: fn(zero, v))(fnp.asarray(x))):
+        got = np.asarray(got)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)  # NB: -0.0 == 0.0 (NumPy's own
+        # array-array and array-scalar loops disagree on the sign of max(-0.0, 0.0))
+
+
+def test_relu_through_zeros_keeps_its_gradient_and_the_zeros_constant():
+    from functorch_lite.primitives import elementwise
+
+    x = _edge_values((64, 128), "float32")[:, ::-1].copy()
+    x[np.isnan(x) | np.isinf(x)] = 1.0
+    loss = lambda v: fnp.sum(fnp.maximum(v, 0.0) * 2.0)
+    want = 2.0 * ((x > 0) + 0.5 * (x == 0))
+    step = fl.jit(lambda v: v - fl.grad(loss)(v), donate_argnums=0)
+    for g in (fl.grad(loss)(fnp.asarray(x)), fl.grad(loss)(fnp.asarray(x)),
+              fl.jit(fl.grad(loss))(fnp.asarray(x))):
+        np.testing.assert_array_equal(np.asarray(g), want)
+    v, expected = fnp.asarray(x.copy()), x.copy()
+    for _ in range(3):
+        v = step(v)  # in-place updates around the zeros constant
+        expected = expected - 2.0 * ((expected > 0) + 0.5 * (expected == 0))
+    np.testing.assert_allclose(np.asarray(v), expected, rtol=1e-6)
+    assert all(not z.any() and not z.flags.writeable
+               for z in elementwise._zeros_cache.values())
+
+
+def test_integer_and_small_arrays_meet_the_scalar_itself():
+    xi = np.arange(-3000, 3000)
+    np.testing.assert_array_equal(np.asarray(fnp.maximum(fnp.asarray(xi), 0.0)),
+                                  np.maximum(xi, 0.0))
+    assert fnp.maximum(fnp.asarray(xi), 0.0).dtype == np.maximum(xi, 0.0).dtype
+    small = np.array([-1.0, 0.0, 1.0], np.float32)
+    np.testing.assert_array_equal(np.asarray(fnp.maximum(fnp.asarray(small), 0)),
+                                  np.maximum(small, 0))

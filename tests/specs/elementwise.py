@@ -2,6 +2,7 @@
 
 import numpy as np
 
+import functorch_lite.nn as fl_nn
 import functorch_lite.numpy as fnp
 from specs import broadcast_pair_args, spec, unary_args
 
@@ -67,6 +68,10 @@ for _name, kw in BINARY.items():
          dtypes=("float32", "float64", "int64") if _name in ("add", "subtract", "multiply",
                                                               "maximum", "minimum") else
          ("float32", "float64"))
+
+# relu (fl.nn.relu): derivative [x > 0]; finite differences need points away from 0
+spec("relu", lambda x: fl_nn.relu(x), lambda x: np.maximum(x, 0).astype(np.asarray(x).dtype),
+     unary_args(-3, 3, avoid_zero=True), dtypes=("float32", "float64", "int64"))
 
 spec("heaviside", fnp.heaviside, np.heaviside, broadcast_pair_args(-2, 2), diff_argnums=(),
      dtypes=("float32", "float64"))
