@@ -124,6 +124,9 @@ class JVPTrace(_PrimalTrace):
 # --------------------------------------------------------------------------------------
 # Reverse mode
 # --------------------------------------------------------------------------------------
+_new_object = object.__new__
+
+
 class VJPTracer(_PrimalTracer):
     __slots__ = ("slot",)
 
@@ -209,8 +212,10 @@ class VJPTrace(_PrimalTrace):
         if bufs is not None and active and self.parent is None and prim.vjp_fwd is None \
                 and prim.differentiable:
             # the common case: no scope, all buffers on the CPU
+            ufunc = prim.np_ufunc
             try:
-                out_buf = prim.impl(np, *bufs, **params)
+                out_buf = (ufunc(*bufs) if ufunc is not None and not params
+                           else prim.impl(np, *bufs, **params))
             except Exception as e:
                 _explain_failure(prim, self._primals(args), params, e)
                 raise
@@ -266,7 +271,11 @@ class VJPTrace(_PrimalTrace):
         slot = self.num_slots
         self.num_slots = slot + 1
         self.tape.append((prim, params, residuals, in_slots, slot, on_buffers))
-        return VJPTracer(self, out, slot)
+        tracer = _new_object(VJPTracer)  # VJPTracer(self, out, slot), minus a frame
+        tracer._trace = self
+        tracer.primal = out
+        tracer.slot = slot
+        return tracer
 
     def _primals(self, args):
         return [a.primal if type(a) is VJPTracer and a._trace is self else a for a in args]

@@ -329,11 +329,13 @@ class Primitive:
             abstract values and Python scalars) in place of Arrays, returning buffers or
             Arrays. Eager reverse mode (no enclosing transform) then runs it on buffers,
             skipping a layer of dispatch per operation; the same rule, not a second one.
+        np_ufunc: the NumPy ufunc that ``impl`` calls as is on NumPy buffers (no params),
+            or None: hot paths call it directly.
     """
 
     __slots__ = ("name", "impl", "abstract_eval", "jvp", "vjp", "batch", "emit",
                  "differentiable", "multiple_results", "vjp_fwd", "vjp_bwd",
-                 "vjp_reads", "vjp_on_buffers", "__dict__")
+                 "vjp_reads", "vjp_on_buffers", "np_ufunc", "__dict__")
 
     def __init__(self, name, impl, abstract_eval, *, jvp=None, vjp=None, batch=None,
                  emit=None, differentiable=True, multiple_results=False):
@@ -353,6 +355,7 @@ class Primitive:
         self.vjp_bwd = None
         self.vjp_reads = "values"
         self.vjp_on_buffers = False
+        self.np_ufunc = None
         registry[name] = self
 
     def bind(self, *args, **params):

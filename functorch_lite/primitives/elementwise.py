@@ -38,11 +38,15 @@ def _ufunc(name):
 
 
 def _u(name, derivative=None, **kw):
-    return unary(name, _ufunc(name), derivative, emit=name, **kw)
+    prim = unary(name, _ufunc(name), derivative, emit=name, **kw)
+    prim.np_ufunc = getattr(np, name)
+    return prim
 
 
 def _b(name, derivatives=None, **kw):
-    return binary(name, _ufunc(name), derivatives, emit=name, **kw)
+    prim = binary(name, _ufunc(name), derivatives, emit=name, **kw)
+    prim.np_ufunc = getattr(np, name)
+    return prim
 
 
 # --- unary: arithmetic -----------------------------------------------------------------
