@@ -89,7 +89,11 @@ def _signature(tape, seeds, wanted):
         if prim.vjp_bwd is not None:  # custom residuals, and rules that call user code
             return None, None
         out, primals = residuals
-        key += (prim, tuple(params.items()) if params else None, tuple(in_slots), out_slots)
+        if params:
+            params = _plain(params)
+            if params is None:
+                return None, None
+        key += (prim, params or None, tuple(in_slots), out_slots)
         if type(out) is tuple:
             key.append(len(out))
             values = (*out, *primals)
@@ -124,6 +128,25 @@ def _signature(tape, seeds, wanted):
         key += (slot, b.shape, b.dtype)
         add_input(b)
     return tuple(key), inputs
+
+
+# Parameter value types a key may hold; modules add their own static types (indexing adds
+# its StaticIndex).
+PLAIN_PARAM_TYPES = {int, float, bool, str, type(None)}
+
+
+def _plain(params):
+    """``params`` as a key: a tuple of items when every value is a plain value (numbers,
+    strings, dtypes, static indices, tuples of those), else None. A graph or a function in
+    the params (control flow, vmap of a closure) is new at every call and may hold arrays:
+    such a tape is not cached, so the cache never keeps them alive."""
+    plain = PLAIN_PARAM_TYPES
+    for v in params.values():
+        t = type(v)
+        if t not in plain and not isinstance(v, np.dtype) and not (
+                t is tuple and all(type(e) in plain or type(e) is tuple for e in v)):
+            return None
+    return tuple(params.items())
 
 
 def _compile(tape, num_slots, seed_slots, wanted, inputs):

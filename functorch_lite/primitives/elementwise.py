@@ -188,6 +188,18 @@ minimum_p = binary("minimum", _extremum_ufunc("minimum"), None, emit="minimum")
 # splits the tie and gives 1/2, which costs its backward a tie check). One primitive, so
 # the backward is one compare and one multiply, as written by hand. ``fl.nn.relu`` binds it.
 relu_p = unary("relu", lambda xp, x: _maximum_impl(xp, x, 0), lambda x, y: x > 0)
+
+
+def _relu_emit(em, eqn, ins, outs, indent):
+    # the jit writes relu as the maximum it is, against zeros made at compile time
+    aval = eqn.inputs[0].aval
+    zero = "0"
+    if em.xp is np and zeros_instead_of(aval.dtype, aval.ndim, aval.size, 0):
+        zero = em.global_(zeros_operand(aval.shape, aval.dtype), "zeros")
+    em.emit(f"{outs[0]} = {em.normalize(f'xp.maximum({ins[0]}, {zero})', aval)}", indent)
+
+
+relu_p.emit_code = _relu_emit
 heaviside_p = _b("heaviside", (None, None))  # piecewise constant: zero derivative
 arctan2_p = _b("arctan2", (lambda x, y, out: y / (x * x + y * y),
                            lambda x, y, out: -x / (x * x + y * y)))

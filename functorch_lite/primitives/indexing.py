@@ -25,6 +25,7 @@ import operator
 
 import numpy as np
 
+from functorch_lite import _compiled_backward
 from functorch_lite import numpy as fnp
 from functorch_lite.core import Primitive, ShapedArray, aval_of, bind
 from functorch_lite.numpy._creation import _arange_like
@@ -92,6 +93,9 @@ class StaticIndex:
 
     def prepend(self, entry):
         return StaticIndex((entry,) + tuple(self.entries))
+
+
+_compiled_backward.PLAIN_PARAM_TYPES.add(StaticIndex)  # holds no arrays: a valid key part
 
 
 def format_index(entries):
