@@ -68,15 +68,18 @@ class _PrimalTracer(Tracer):
     # The primal answers these itself (no abstract value built): fnp functions ask often.
     @property
     def shape(self):
-        return self.primal.shape
+        p = self.primal
+        return p._buf.shape if type(p) is Array else p.shape
 
     @property
     def ndim(self):
-        return self.primal.ndim
+        p = self.primal
+        return p._buf.ndim if type(p) is Array else p.ndim
 
     @property
     def dtype(self):
-        return self.primal.dtype
+        p = self.primal
+        return p._buf.dtype if type(p) is Array else p.dtype
 
 
 class _PrimalTrace(Trace):

@@ -4,7 +4,7 @@ import math
 
 import functorch_lite.numpy as fnp
 from functorch_lite.autodiff import stop_gradient
-from functorch_lite.core import bind
+from functorch_lite.core import Array, Tracer, bind
 from functorch_lite.primitives.elementwise import relu_p
 from functorch_lite.primitives.random import erf_p
 
@@ -24,7 +24,7 @@ def relu(x):
         >>> fl.grad(lambda x: fnp.sum(relu(x)))(fnp.array([-1.0, 0.0, 2.0]))
         Array([0., 0., 1.], dtype=float32)
     """
-    return bind(relu_p, fnp.asarray(x))
+    return bind(relu_p, x if isinstance(x, (Array, Tracer)) else fnp.asarray(x))
 
 
 def gelu(x, approximate=False):

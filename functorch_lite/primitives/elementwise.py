@@ -187,7 +187,13 @@ minimum_p = binary("minimum", _extremum_ufunc("minimum"), None, emit="minimum")
 # relu: max(x, 0) with derivative [x > 0], 0 at x = 0 (torch.relu and jax.nn.relu; maximum
 # splits the tie and gives 1/2, which costs its backward a tie check). One primitive, so
 # the backward is one compare and one multiply, as written by hand. ``fl.nn.relu`` binds it.
-relu_p = unary("relu", lambda xp, x: _maximum_impl(xp, x, 0), lambda x, y: x > 0)
+def _relu_impl(xp, x):
+    if xp is np and type(x) is np.ndarray and zeros_instead_of(x.dtype, x.ndim, x.size, 0):
+        return np.maximum(x, zeros_operand(x.shape, x.dtype))
+    return xp.maximum(x, 0)
+
+
+relu_p = unary("relu", _relu_impl, lambda x, y: x > 0)
 
 
 def _relu_emit(em, eqn, ins, outs, indent):
