@@ -17,7 +17,7 @@ import numpy as np
 from functorch_lite import numpy as fnp
 from functorch_lite import tree as tree_util
 from functorch_lite._traceback import api_boundary
-from functorch_lite.core import Array, ShapedArray, Tracer, aval_of, bind, ctx
+from functorch_lite.core import Array, ShapedArray, Tracer, aval_of, bind, ctx, is_weak_scalar
 from functorch_lite.jit.graph import Graph, Var
 from functorch_lite.jit.passes import optimize
 from functorch_lite.jit.staging import trace_to_graph
@@ -275,7 +275,7 @@ def while_loop(cond_fun, body_fun, init_val):
             new = body_fun(val)
             _check_eager_carry(what, body_fun, tree, avals, new)
             val = new
-        return val
+        return _scalars_as_arrays(val)
 
     def stage(avals):
         store = {}
@@ -343,7 +343,7 @@ def fori_loop(lower, upper, body_fun, init_val):
             for i in range(lower, upper):
                 val = body_fun(i, val)
                 _check_eager_carry(what, body_fun, tree, avals, val)
-            return val
+            return _scalars_as_arrays(val)
 
         def step(carry, _):
             i, val = carry
@@ -460,4 +460,10 @@ def _eager_scan(f, init, xs_flat, xs_tree, length, reverse, carry_tree, avals):
     for y in ys[1:]:
         _check_tree(what, f, ys_tree, tree_util.structure(y), "ys")
     stacked = [fnp.stack(column) for column in zip(*leaves)]
-    return carry, ys_tree.unflatten(stacked)
+    return _scalars_as_arrays(carry), ys_tree.unflatten(stacked)
+
+
+def _scalars_as_arrays(tree):
+    """An eager loop's final carry, with Python scalar leaves as arrays (default dtypes):
+    what the compiled loop returns, so jit and eager agree."""
+    return tree_util.map(lambda v: fnp.asarray(v) if is_weak_scalar(v) else v, tree)

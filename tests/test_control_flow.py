@@ -367,3 +367,22 @@ def test_nested_control_flow_under_jit_and_grad():
     _close(fl.jit(fl.grad(f))(x), fl.grad(ref)(x))
     _close(fl.vmap(fl.grad(f))(fnp.stack([x, x * 2])),
            fnp.stack([fl.grad(ref)(x), fl.grad(ref)(x * 2)]))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: fl.scan(lambda c, x: (c + 1.5, c), 0.0, fnp.arange(3)),
+    lambda: fl.scan(lambda c, x: (c + 1, c * 2), 0, fnp.arange(3), reverse=True),
+    lambda: fl.fori_loop(0, 3, lambda i, c: c + 1, 0),
+    lambda: fl.while_loop(lambda c: c < 3, lambda c: c + 1.0, 0.0),
+    lambda: fl.scan(lambda c, x: ((c[0] + x, c[1]), x), (0.0, fnp.ones(2)), fnp.arange(3.0)),
+], ids=["scan-float", "scan-int-reverse", "fori", "while", "scan-pytree"])
+def test_python_scalar_carries_come_back_as_arrays_eagerly_and_under_jit(make):
+    # Eager loops returned Python scalars where the compiled loops returned arrays, and a
+    # jitted scan stacked per-step Python floats as float64 where eager gave float32.
+    eager, jitted = make(), fl.jit(make)()
+    eager_leaves, jitted_leaves = fl.tree.leaves(eager), fl.tree.leaves(jitted)
+    assert fl.tree.structure(eager) == fl.tree.structure(jitted)
+    for e, j in zip(eager_leaves, jitted_leaves, strict=True):
+        assert type(e) is fl.Array and type(j) is fl.Array
+        assert e.dtype == j.dtype
+        np.testing.assert_array_equal(np.asarray(e), np.asarray(j))

@@ -342,10 +342,21 @@ def _split_scan(args, num_consts, num_carry):
     return list(args[:a]), list(args[a:b]), list(args[b:])
 
 
+def _stacked(aval, length):
+    """The aval of ``length`` stacked per-step outputs ``aval``. Weakly typed ones (Python
+    scalars) stack to an array of the default dtype, as ``fnp.stack`` of them does (and
+    an eager scan): an array is never weakly typed."""
+    if aval.weak_type:
+        dtype = asarray_default(aval.promotion_operand()).dtype
+        return ShapedArray((length,) + aval.shape, dtype)
+    return ShapedArray((length,) + aval.shape, aval.dtype)
+
+
 def _scan_impl(xp, *args, body, num_consts, num_carry, length, reverse):
     consts, carry, xs = _split_scan(args, num_consts, num_carry)
     fn = compile_graph(body, xp, "scan_body")
-    ys = [xp.empty((length,) + a.shape, a.dtype) for a in body.out_avals[num_carry:]]
+    ys = [xp.empty(s.shape, s.dtype)
+          for s in (_stacked(a, length) for a in body.out_avals[num_carry:])]
     for i in (range(length - 1, -1, -1) if reverse else range(length)):
         out = fn(*consts, *carry, *[x[i] for x in xs])
         carry = out[:num_carry]
@@ -356,7 +367,7 @@ def _scan_impl(xp, *args, body, num_consts, num_carry, length, reverse):
 
 def _scan_abstract_eval(*avals, body, num_consts, num_carry, length, reverse):
     outs = body.out_avals
-    ys = [ShapedArray((length,) + a.shape, a.dtype, a.weak_type) for a in outs[num_carry:]]
+    ys = [_stacked(a, length) for a in outs[num_carry:]]
     return tuple(outs[:num_carry]) + tuple(ys)
 
 
@@ -473,8 +484,9 @@ def _scan_emit(em, eqn, ins, outs, indent):
     if carry_out:
         em.emit(f"{_call_target(carry_out)} = {_call_target(carry)}", indent)
     for y, aval in zip(ys_out, body.out_avals[nc:]):
-        dtype = em.global_(aval.dtype, "dtype")
-        em.emit(f"{y} = xp.empty({(length,) + aval.shape}, {dtype})", indent)
+        stacked = _stacked(aval, length)
+        dtype = em.global_(stacked.dtype, "dtype")
+        em.emit(f"{y} = xp.empty({stacked.shape}, {dtype})", indent)
     i = em.fresh("i")
     steps = f"range({length - 1}, -1, -1)" if p["reverse"] else f"range({length})"
     em.emit(f"for {i} in {steps}:", indent)
