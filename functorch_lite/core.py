@@ -872,3 +872,13 @@ class Tracer(ArrayMethods):
 
 # ``fnp`` is imported last: it builds on everything above (the methods resolve it lazily).
 import functorch_lite.numpy as fnp  # noqa: E402
+
+# The most frequent operators are the fnp functions themselves: one call per operation, not
+# two (``x + y`` is ``fnp.add(x, y)``). Reflected ones keep their wrappers, so graphs show
+# the operands in the order they were written.
+for _name, _fn in (("__add__", fnp.add), ("__sub__", fnp.subtract),
+                   ("__mul__", fnp.multiply), ("__truediv__", fnp.true_divide),
+                   ("__matmul__", fnp.matmul), ("__gt__", fnp.greater),
+                   ("__lt__", fnp.less)):
+    setattr(ArrayMethods, _name, _fn)
+del _name, _fn
