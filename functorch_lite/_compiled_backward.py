@@ -107,7 +107,9 @@ def _signature(tape, seeds, wanted):
             elif t is Array:
                 v = v._buf
                 if type(v) is not np.ndarray:
-                    return None, None
+                    if not isinstance(v, np.generic):  # a GPU buffer
+                        return None, None
+                    v = np.asarray(v)
                 key += (v.shape, v.dtype)
                 add_input(v)
             elif t in _PY_SCALARS:

@@ -19,7 +19,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import functorch_lite as fl
-from functorch_lite import autodiff
+from functorch_lite import _compiled_backward, autodiff
 from functorch_lite.core import registry
 
 specs.load_all()
@@ -167,7 +167,10 @@ def test_compiled_backward_matches_rules(s, data):
     seed = data.draw(st.integers(0, 2**16), label="seed")
     want = _pull(f, dargs, seed)
     # the first pullback records the tape's structure, the second compiles, the third reuses
+    _compiled_backward.clear_cache()
     _assert_same_cotangents(s, _pull(f, dargs, seed, compiled=True, times=3), want)
+    # every primitive's rules trace: a fallback to interpreting would pass unnoticed
+    assert any(callable(p) for p in _compiled_backward._cache.values()), s.name
 
 
 def _examples(x, rng, size):
