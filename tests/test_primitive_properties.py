@@ -100,11 +100,9 @@ def test_derivatives_match_finite_differences(s, order, data):
                          atol=atol, rtol=rtol, eps=eps)
 
 
-@pytest.mark.parametrize("s", DIFF, ids=_ids(DIFF))
-@given(data=st.data())
-def test_rules_on_buffers_match_rules_on_arrays(s, data):
-    """Eager reverse mode runs rules on NumPy buffers (``Primitive.vjp_on_buffers``): the
-    cotangents, their shapes and dtypes must be those of the same rules run on Arrays."""
+def _draw_pullback_case(s, data):
+    """``(f, differentiated args, seed of the cotangent)`` for spec ``s``, in float32 or
+    float64."""
     dtype = data.draw(st.sampled_from([d for d in s.dtypes if d in ("float32", "float64")]),
                       label="dtype")
     args = data.draw(s.args(dtype), label="args")
@@ -114,6 +112,15 @@ def test_rules_on_buffers_match_rules_on_arrays(s, data):
     f = _closed_over(s, args, nums)
     dargs = tuple(fl.numpy.asarray(args[n]) for n in nums)
     seed = data.draw(st.integers(0, 2**16), label="seed")
+    return f, dargs, seed
+
+
+@pytest.mark.parametrize("s", DIFF, ids=_ids(DIFF))
+@given(data=st.data())
+def test_rules_on_buffers_match_rules_on_arrays(s, data):
+    """Eager reverse mode runs rules on NumPy buffers (``Primitive.vjp_on_buffers``): the
+    cotangents, their shapes and dtypes must be those of the same rules run on Arrays."""
+    f, dargs, seed = _draw_pullback_case(s, data)
 
     def pull(on_buffers):
         autodiff._RULES_ON_BUFFERS = on_buffers
@@ -156,15 +163,7 @@ def _assert_same_cotangents(s, got, want):
 def test_compiled_backward_matches_rules(s, data):
     """A tape seen before runs as a compiled program (``_compiled_backward``): its
     cotangents, shapes and dtypes must be those of the rules run one by one."""
-    dtype = data.draw(st.sampled_from([d for d in s.dtypes if d in ("float32", "float64")]),
-                      label="dtype")
-    args = data.draw(s.args(dtype), label="args")
-    assume(_valid(s, args))
-    nums = _float_args(s, args)
-    assume(nums)
-    f = _closed_over(s, args, nums)
-    dargs = tuple(fl.numpy.asarray(args[n]) for n in nums)
-    seed = data.draw(st.integers(0, 2**16), label="seed")
+    f, dargs, seed = _draw_pullback_case(s, data)
     want = _pull(f, dargs, seed)
     # the first pullback records the tape's structure, the second compiles, the third reuses
     _compiled_backward.clear_cache()
