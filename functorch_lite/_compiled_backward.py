@@ -40,9 +40,10 @@ _UNTRACEABLE = object()
 _PY_SCALARS = (bool, int, float, complex)
 
 
-def cached_backward(tape, num_slots, seeds, wanted):
+def cached_backward(tape, num_slots, seeds, wanted, wrap):
     """The cotangents of the slots ``wanted`` (a list of ``num_slots``, None elsewhere) by
-    a compiled program, or None: not compilable, or a structure seen for the first time."""
+    a compiled program, each buffer passed through ``wrap`` (to an Array), or None: not
+    compilable, or a structure seen for the first time."""
     key, inputs = _signature(tape, seeds, wanted)
     if key is None:
         return None
@@ -67,7 +68,7 @@ def cached_backward(tape, num_slots, seeds, wanted):
     cts = [None] * num_slots
     for slot, present in zip(wanted, program.present):
         if present:
-            cts[slot] = _as_array(outs[present - 1])
+            cts[slot] = wrap(outs[present - 1])
     return cts
 
 
@@ -196,9 +197,3 @@ def _compile(tape, num_slots, seed_slots, wanted, inputs):
 def _stage(value, inputs):
     """A residual in the staged tape: static ones stay, arrays are the next input."""
     return value if value is None or type(value) is ShapedArray else next(inputs)
-
-
-def _as_array(buf):
-    if type(buf) is np.ndarray:
-        return Array(buf)
-    return Array(np.asarray(buf))

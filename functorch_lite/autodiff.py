@@ -230,7 +230,7 @@ class VJPTrace(_PrimalTrace):
             if prim.vjp_on_buffers and out_buf is not None and _RULES_ON_BUFFERS:
                 on_buffers = True
                 reads = prim.vjp_reads
-                if reads == "values":
+                if reads == "values":  # _residuals, inlined for the common cases
                     residuals = out_buf, bufs
                 elif reads == "inputs":
                     residuals = None, bufs
@@ -301,7 +301,7 @@ class VJPTrace(_PrimalTrace):
         """
         if wanted is not None and self.parent is None and ctx.trace is None \
                 and _COMPILE_BACKWARD:
-            cts = cached_backward(self.tape, self.num_slots, seeds, wanted)
+            cts = cached_backward(self.tape, self.num_slots, seeds, wanted, _as_array)
             if cts is not None:
                 if consume:
                     self.tape = []
