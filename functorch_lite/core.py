@@ -486,44 +486,27 @@ class ArrayMethods:
     __slots__ = ()
     __array_priority__ = 1000
 
-    # arithmetic
-    def __add__(self, o): return fnp.add(self, o)
+    # The forward operators (+ - * / // % ** & | ^, unary -, == != < <= > >=, @) are the
+    # fnp functions themselves, set by functorch_lite/numpy/_elementwise.py and _linalg_ops.py:
+    # one call per operation. The reflected ones below swap the operands.
     def __radd__(self, o): return fnp.add(o, self)
-    def __sub__(self, o): return fnp.subtract(self, o)
     def __rsub__(self, o): return fnp.subtract(o, self)
-    def __mul__(self, o): return fnp.multiply(self, o)
     def __rmul__(self, o): return fnp.multiply(o, self)
-    def __truediv__(self, o): return fnp.true_divide(self, o)
     def __rtruediv__(self, o): return fnp.true_divide(o, self)
-    def __floordiv__(self, o): return fnp.floor_divide(self, o)
     def __rfloordiv__(self, o): return fnp.floor_divide(o, self)
-    def __mod__(self, o): return fnp.remainder(self, o)
     def __rmod__(self, o): return fnp.remainder(o, self)
     def __divmod__(self, o): return fnp.divmod(self, o)
-    def __pow__(self, o): return fnp.power(self, o)
     def __rpow__(self, o): return fnp.power(o, self)
-    def __matmul__(self, o): return fnp.matmul(self, o)
     def __rmatmul__(self, o): return fnp.matmul(o, self)
-    def __neg__(self): return fnp.negative(self)
     def __pos__(self): return self
     def __abs__(self): return fnp.abs(self)
     def __invert__(self): return fnp.invert(self)
-    def __and__(self, o): return fnp.bitwise_and(self, o)
     def __rand__(self, o): return fnp.bitwise_and(o, self)
-    def __or__(self, o): return fnp.bitwise_or(self, o)
     def __ror__(self, o): return fnp.bitwise_or(o, self)
-    def __xor__(self, o): return fnp.bitwise_xor(self, o)
     def __rxor__(self, o): return fnp.bitwise_xor(o, self)
     def __lshift__(self, o): return fnp.left_shift(self, o)
     def __rshift__(self, o): return fnp.right_shift(self, o)
 
-    # comparisons
-    def __eq__(self, o): return fnp.equal(self, o)
-    def __ne__(self, o): return fnp.not_equal(self, o)
-    def __lt__(self, o): return fnp.less(self, o)
-    def __le__(self, o): return fnp.less_equal(self, o)
-    def __gt__(self, o): return fnp.greater(self, o)
-    def __ge__(self, o): return fnp.greater_equal(self, o)
     __hash__ = None  # like ndarray: arrays compare elementwise, so they are unhashable
 
     # indexing
@@ -872,13 +855,3 @@ class Tracer(ArrayMethods):
 
 # ``fnp`` is imported last: it builds on everything above (the methods resolve it lazily).
 import functorch_lite.numpy as fnp  # noqa: E402
-
-# The most frequent operators are the fnp functions themselves: one call per operation, not
-# two (``x + y`` is ``fnp.add(x, y)``). Reflected ones keep their wrappers, so graphs show
-# the operands in the order they were written.
-for _name, _fn in (("__add__", fnp.add), ("__sub__", fnp.subtract),
-                   ("__mul__", fnp.multiply), ("__truediv__", fnp.true_divide),
-                   ("__matmul__", fnp.matmul), ("__gt__", fnp.greater),
-                   ("__lt__", fnp.less)):
-    setattr(ArrayMethods, _name, _fn)
-del _name, _fn

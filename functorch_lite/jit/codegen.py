@@ -292,7 +292,7 @@ class Emitter:
             return hook(self, eqn, ins, outs, indent)
         if eqn.subgraph is not None:
             return self._inline(eqn, ins, indent)
-        if prim.name in _EXTREMA and self.xp is np:
+        if prim.name in _EXTREMA:
             ins = self._zeros_for_zero_literal(eqn, ins)
         call = self._method_call(eqn, ins) or self._call(prim, eqn.params, ins)
         outs = [self.define(v) for v in eqn.outputs]
@@ -315,12 +315,20 @@ class Emitter:
         a, b = eqn.inputs
         for lit, arr, i in ((b, a, 1), (a, b, 0)):
             if type(lit) is Literal and type(arr) is not Literal:
-                aval = arr.aval
-                if zeros_instead_of(aval.dtype, aval.ndim, aval.size, lit.value):
+                zeros = self.zeros_for(arr.aval, lit.value)
+                if zeros is not None:
                     ins = list(ins)
-                    ins[i] = self.global_(zeros_operand(aval.shape, aval.dtype), "zeros")
+                    ins[i] = zeros
                 break
         return ins
+
+    def zeros_for(self, aval, value):
+        """The name of a constant array of zeros to pass instead of the scalar ``value``
+        against an array of ``aval`` in maximum/minimum, or None (not a +0, not NumPy, or
+        an array too small or too big for it to pay)."""
+        if self.xp is np and zeros_instead_of(aval.dtype, aval.ndim, aval.size, value):
+            return self.global_(zeros_operand(aval.shape, aval.dtype), "zeros")
+        return None
 
     def _call(self, prim, params, ins):
         if self._is_backend_call(prim, params):

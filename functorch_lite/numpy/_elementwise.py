@@ -88,9 +88,8 @@ _NO_PARAMS = {}  # never mutated: bind passes a fresh dict, process only reads i
 
 def _make_binary(name, prim):
     # Fast path as for unary ops: Arrays on the CPU, or an Array and a Python int/float.
-    # maximum/minimum: the impl, which passes a zero scalar as an array of zeros
-    ufunc = functools.partial(prim.impl, np) if name in ("maximum", "minimum") \
-        else getattr(np, name)
+    # the primitive's ufunc, else its impl (maximum/minimum: a zero scalar meets zeros)
+    ufunc = prim.np_ufunc or functools.partial(prim.impl, np)
 
     def fn(x, y, /, _ctx=ctx, _Array=Array, _ndarray=np.ndarray, _ufunc=ufunc,
            _scalars=_SCALAR_TYPES):

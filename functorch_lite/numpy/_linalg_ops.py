@@ -13,8 +13,9 @@ import string
 
 import numpy as np
 
-from functorch_lite.core import Array, bind, ctx
+from functorch_lite.core import Array, ArrayMethods, bind, ctx
 from functorch_lite.core import backends as _backends
+from functorch_lite.numpy._elementwise import _NO_PARAMS
 from functorch_lite.primitives import linalg as lp
 
 
@@ -73,7 +74,7 @@ def matmul(x1, x2, /, _ctx=ctx, _Array=Array, _ndarray=np.ndarray, _matmul=np.ma
     return _matmul_vectors(x1, x2)
 
 
-_NO_PARAMS = {}  # never mutated: traces only read params
+ArrayMethods.__matmul__ = matmul  # ``x @ y`` is fnp.matmul itself (see _elementwise.py)
 
 
 def _matmul_vectors(x1, x2):

@@ -187,21 +187,13 @@ minimum_p = binary("minimum", _extremum_ufunc("minimum"), None, emit="minimum")
 # relu: max(x, 0) with derivative [x > 0], 0 at x = 0 (torch.relu and jax.nn.relu; maximum
 # splits the tie and gives 1/2, which costs its backward a tie check). One primitive, so
 # the backward is one compare and one multiply, as written by hand. ``fl.nn.relu`` binds it.
-def _relu_impl(xp, x):
-    if xp is np and type(x) is np.ndarray and zeros_instead_of(x.dtype, x.ndim, x.size, 0):
-        return np.maximum(x, zeros_operand(x.shape, x.dtype))
-    return xp.maximum(x, 0)
-
-
-relu_p = unary("relu", _relu_impl, lambda x, y: x > 0)
+relu_p = unary("relu", lambda xp, x: _maximum_impl(xp, x, 0), lambda x, y: x > 0)
 
 
 def _relu_emit(em, eqn, ins, outs, indent):
-    # the jit writes relu as the maximum it is, against zeros made at compile time
+    # the jit writes relu as the maximum it is (against zeros made at compile time)
     aval = eqn.inputs[0].aval
-    zero = "0"
-    if em.xp is np and zeros_instead_of(aval.dtype, aval.ndim, aval.size, 0):
-        zero = em.global_(zeros_operand(aval.shape, aval.dtype), "zeros")
+    zero = em.zeros_for(aval, 0) or "0"
     em.emit(f"{outs[0]} = {em.normalize(f'xp.maximum({ins[0]}, {zero})', aval)}", indent)
 
 
