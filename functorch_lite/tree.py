@@ -707,6 +707,14 @@ class PyTreeDef:
             return None
         return self._kind.type, self._aux
 
+    def _list_builder(self):
+        """A function ``fresh_list_of_leaves -> tree``, without ``unflatten``'s checks: for a
+        one-level structure (a container of leaves) the node's own constructor. Callers
+        (jit's call path) pass exactly ``num_leaves`` values in a list they own."""
+        if self._kind is not None and builtins.all(c._kind is None for c in self._children):
+            return functools.partial(self._kind.unflatten, self._aux)
+        return self.unflatten
+
     def unflatten(self, leaves: Iterable[Any]) -> Any:
         """Build a tree of this structure from leaves in flattening order.
 

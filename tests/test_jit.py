@@ -496,3 +496,41 @@ def test_fast_call_path_tells_containers_and_keywords_apart():
     np.testing.assert_allclose(g(a, y=b), [4.0, 6.0])
     np.testing.assert_allclose(g(a), [1.0, 2.0])
     np.testing.assert_allclose(g(a, y=b), [4.0, 6.0])
+
+
+def test_fast_call_path_on_nested_dicts_follows_flatten_order():
+    """Dicts (nested in lists) take the fast path too: leaves in sorted-key order whatever
+    the insertion order, one trace for both orders, and a retrace when a key or a shape
+    changes."""
+    a, b, c = fnp.array([1.0, 2.0]), fnp.array([10.0, 20.0]), fnp.array([5.0])
+    f = fl.jit(lambda ps: {"diff": ps[0]["b"] - ps[0]["a"], "c": ps[1]["c"] * 2})
+    out = f([{"b": b, "a": a}, {"c": c}])
+    np.testing.assert_allclose(out["diff"], [9.0, 18.0])
+    assert list(out) == ["c", "diff"]  # an output dict comes back in sorted-key order
+    out = f([{"a": a, "b": b}, {"c": c}])
+    np.testing.assert_allclose(out["diff"], [9.0, 18.0])
+    np.testing.assert_allclose(out["c"], [10.0])
+    assert f.trace_count == 1
+    np.testing.assert_allclose(f([{"a": b, "b": a}, {"c": c}])["diff"], [-9.0, -18.0])
+    assert f.trace_count == 1
+    np.testing.assert_allclose(f([{"a": a, "b": b}, {"c": fnp.ones(3)}])["c"], [2.0] * 3)
+    assert f.trace_count == 2
+    g = fl.jit(lambda ps: sum(ps.values()))
+    np.testing.assert_allclose(g({"x": a, "y": a}), [2.0, 4.0])
+    np.testing.assert_allclose(g({"x": a, "z": a}), [2.0, 4.0])
+    assert g.trace_count == 2  # other keys: another structure
+    h = fl.jit(lambda p, b: (p, b[0]))  # nested output: a dict inside a tuple
+    p_out, b_out = h({"a": a}, (c, a))
+    assert type(p_out) is dict and list(p_out) == ["a"]
+    np.testing.assert_allclose(p_out["a"], [1.0, 2.0])
+    np.testing.assert_allclose(b_out, [5.0])
+
+
+def test_fast_call_path_leaves_other_leaves_and_bad_keys_to_the_general_path():
+    a = fnp.array([1.0, 2.0])
+    f = fl.jit(lambda ps: ps["w"] * ps["s"])
+    np.testing.assert_allclose(f({"w": a, "s": 3.0}), [3.0, 6.0])  # a Python scalar leaf
+    np.testing.assert_allclose(f({"w": a, "s": 4.0}), [4.0, 8.0])
+    assert f.trace_count == 1
+    with pytest.raises(ValueError, match="cannot be sorted"):
+        fl.jit(lambda ps: ps[1])({1: a, "b": a})

@@ -155,7 +155,7 @@ class _Entry:
     """
 
     __slots__ = ("fn", "graph", "staged", "xp", "out_tree", "out_avals", "single", "key",
-                 "donated", "donated_messages")
+                 "donated", "donated_messages", "build", "all_arrays")
 
     def __init__(self, fn, staged, xp, out_tree, key):
         self.fn = fn
@@ -165,6 +165,9 @@ class _Entry:
         self.out_tree = out_tree
         self.out_avals = staged.out_avals
         self.single = out_tree == _LEAF  # the function returns one array
+        self.build = out_tree._list_builder()  # wrapped leaves -> the output tree
+        # only a 0-d result may come back as a NumPy or Python scalar
+        self.all_arrays = all(a.shape != () for a in self.out_avals)
         self.key = key
         self.donated = ()
         self.donated_messages = ()
@@ -179,41 +182,79 @@ class _Entry:
         if self.single:
             b = outs[0]
             return Array(b) if type(b) is np.ndarray else _wrap_output(b, self.out_avals[0])
-        wrapped = [Array(b) if type(b) is np.ndarray else _wrap_output(b, a)
-                   for b, a in zip(outs, self.out_avals)]
-        return self.out_tree.unflatten(wrapped)
+        if self.all_arrays:
+            return self.build(list(map(Array, outs)))
+        return self.build([Array(b) if type(b) is np.ndarray else _wrap_output(b, a)
+                           for b, a in zip(outs, self.out_avals)])
 
 
 _LEAF = tree_util.structure(0)
 
 
 def _array_signature(args):
-    """``(signature, buffers)`` of positional arguments that are all CPU Arrays or plain
-    lists/tuples of them (a parameter list), else None: the fast call path."""
+    """``(signature, buffers)`` of positional arguments that are CPU Arrays or plain lists,
+    tuples and dicts of them, nested (a parameter pytree), else None: the fast call path.
+
+    The buffers come in ``tree.flatten`` order (dict keys sorted), so they are the compiled
+    function's arguments; the signature holds every container's type (and a dict's sorted
+    keys) and every array's shape and dtype, so equal signatures mean equal tree structures
+    and equal abstract values. Anything else (namedtuples, registered classes, None, Python
+    scalars, GPU buffers) returns None and takes the general path.
+    """
     sig = []
     bufs = []
     for a in args:
-        t = type(a)
-        if t is Array:
+        if type(a) is Array:
             b = a._buf
             if type(b) is not np.ndarray:
                 return None
             sig.append((b.shape, b.dtype))
             bufs.append(b)
-        elif t is list or t is tuple:
-            inner = []
-            for x in a:
-                if type(x) is not Array:
-                    return None
-                b = x._buf
-                if type(b) is not np.ndarray:
-                    return None
-                inner.append((b.shape, b.dtype))
-                bufs.append(b)
-            sig.append((t, tuple(inner)))
         else:
-            return None
+            node = _container_signature(a, bufs)
+            if node is None:
+                return None
+            sig.append(node)
     return tuple(sig), bufs
+
+
+def _container_signature(node, bufs):
+    """A list/tuple/dict's part of :func:`_array_signature` (its leaves' buffers appended to
+    ``bufs``), or None."""
+    t = type(node)
+    if t is dict:
+        keys = tuple(node)
+        order = _SORTED_KEYS.get(keys)
+        if order is None:
+            try:
+                order = tuple(sorted(keys))
+            except TypeError:  # unsortable keys: tree.flatten explains
+                return None
+            if len(_SORTED_KEYS) < 1024:
+                _SORTED_KEYS[keys] = order
+        children = map(node.__getitem__, order)
+    elif t is list or t is tuple:
+        order = None
+        children = node
+    else:
+        return None
+    inner = []
+    for x in children:
+        if type(x) is Array:
+            b = x._buf
+            if type(b) is not np.ndarray:
+                return None
+            inner.append((b.shape, b.dtype))
+            bufs.append(b)
+        else:
+            child = _container_signature(x, bufs)
+            if child is None:
+                return None
+            inner.append(child)
+    return (t, order, tuple(inner))
+
+
+_SORTED_KEYS: dict = {}  # a dict's keys in insertion order -> in sorted order
 
 
 def _holders(x):
