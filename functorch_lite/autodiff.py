@@ -900,7 +900,6 @@ stop_gradient_p = Primitive(
     batch=lambda args, dims: (bind(stop_gradient_p, args[0]), dims[0]))
 
 
-@api_boundary
 def stop_gradient(x):
     """Identity on values; blocks derivatives (works on pytrees).
 
@@ -910,6 +909,19 @@ def stop_gradient(x):
         >>> fl.grad(lambda x: x * fl.stop_gradient(x))(3.0)
         Array(3., dtype=float32)
     """
+    # Fast paths for one array: eagerly it is the identity, and a value tracked by the
+    # innermost reverse trace, with no transform around it, is its untracked primal (what
+    # binding would return, minus the tape's bookkeeping).
+    t = type(x)
+    if t is Array and ctx.trace is None:
+        return x
+    if t is VJPTracer and x._trace is ctx.trace and x._trace.parent is None:
+        return x.primal
+    return _stop_gradient_tree(x)
+
+
+@api_boundary
+def _stop_gradient_tree(x):
     return tree_util.map(lambda v: bind(stop_gradient_p, v), x)
 
 

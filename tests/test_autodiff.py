@@ -139,6 +139,23 @@ def test_stop_gradient_and_integer_outputs_carry_no_gradient():
     np.testing.assert_allclose(g, [2.0])
 
 
+def test_stop_gradient_blocks_derivatives_in_every_context():
+    """Its fast paths (an eager Array, a value of the innermost top-level reverse trace)
+    and the general one (nested transforms, jit, vmap, pytrees) agree."""
+    x = f64([2.0, 3.0])
+    assert fl.stop_gradient(x) is x
+    f = lambda v: fnp.sum(v * v * fl.stop_gradient(v))  # d/dv = 2 v sg(v)
+    np.testing.assert_allclose(fl.grad(f)(x), 2 * x * x)
+    np.testing.assert_allclose(fl.jit(fl.grad(f))(x), 2 * x * x)
+    np.testing.assert_allclose(fl.jvp(f, (x,), (fnp.ones(2, "float64"),))[1], 26.0)
+    np.testing.assert_allclose(fl.hessian(f)(x), np.diag(2 * np.asarray(x)))
+    np.testing.assert_allclose(fl.vmap(fl.grad(f))(x[:, None]), (2 * x * x)[:, None])
+    outer = fl.grad(lambda v: fnp.sum(fl.grad(f)(v) * fl.stop_gradient(v)))(x)
+    np.testing.assert_allclose(outer, 2 * x * x)  # sum(2 v sg(v) sg(v)): d/dv = 2 sg(v)^2
+    tree = fl.grad(lambda p: fnp.sum(p["a"] * fl.stop_gradient(p)["a"]))({"a": x})
+    np.testing.assert_allclose(tree["a"], x)
+
+
 def test_reverse_mode_keeps_only_what_the_backward_pass_reads():
     # x @ w is read by nothing in the backward pass of x @ w + b (matmul's rule needs x and
     # w, add's only shapes): the tape must not keep it alive until the backward pass.
