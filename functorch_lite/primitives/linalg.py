@@ -135,13 +135,41 @@ def matmul_error(shape_a, shape_b):
             "Transpose or reshape one operand (e.g. fnp.swapaxes(x, -1, -2) or x.mT).")
 
 
+def _outer_product_kind(xp, shape_a, shape_b):
+    """How to compute a batched outer product ``(..., m, 1) @ (..., 1, n)`` (per-example
+    weight gradients under vmap): ``"multiply"``, ``"einsum"``, ``"einsum_t"``, or None
+    when the operands are not of that form and ``matmul`` should run.
+
+    NumPy's batched matmul runs one tiny GEMM per matrix (3-4x slower than the broadcast
+    multiply), and the broadcast multiply pays ~25 ns per inner loop of ``n`` elements. An
+    einsum whose innermost output axis is the longer of ``m`` and ``n`` runs fewer, longer
+    inner loops: on 256 examples, 1.4x faster than the multiply at m = n = 64, 3.4x at
+    m = 64, n = 10 (measured on the 2-vCPU EPYC). When m > n (``"einsum_t"``) the result is
+    the transposed view of an ``(..., n, m)`` array. Each element is the one product
+    ``a * b`` either way. On CuPy the broadcast multiply is one kernel already.
+    """
+    if len(shape_a) <= 2 or shape_a[-1] != 1 or len(shape_b) < 2 or shape_b[-2] != 1:
+        return None
+    if xp is not np:
+        return "multiply"
+    return "einsum_t" if shape_a[-2] > shape_b[-1] else "einsum"
+
+
+_OUTER_CODE = {"multiply": "xp.multiply({0}, {1})",
+               "einsum": "np.einsum('...ik,...kj->...ij', {0}, {1})",
+               "einsum_t": "np.einsum('...ik,...kj->...ji', {0}, {1}).swapaxes(-1, -2)"}
+
+
 def _matmul_impl(xp, a, b):
-    if a.ndim > 2 and a.shape[-1] == 1:
-        # Batched outer products (per-example weight gradients under vmap): NumPy's batched
-        # matmul runs one tiny GEMM per matrix, ~10x slower than the broadcast multiply.
-        return xp.multiply(a, b)
     try:
-        return xp.matmul(a, b)
+        kind = _outer_product_kind(xp, a.shape, b.shape) if a.ndim > 2 else None
+        if kind is None:
+            return xp.matmul(a, b)
+        if kind == "einsum":
+            return np.einsum("...ik,...kj->...ij", a, b)
+        if kind == "einsum_t":
+            return np.einsum("...ik,...kj->...ji", a, b).swapaxes(-1, -2)
+        return xp.multiply(a, b)
     except ValueError:
         raise ValueError(matmul_error(a.shape, b.shape)) from None
 
@@ -231,9 +259,12 @@ def _matmul_batch(args, dims):
 def _matmul_emit(em, eqn, ins, outs, indent):
     # The jit decides at compile time what the impl decides per call; operands are passed
     # as they are (a transposed view goes to BLAS as is: as fast as a copy, minus the copy).
-    a = eqn.inputs[0].aval
-    fn = "multiply" if a.ndim > 2 and a.shape[-1] == 1 else "matmul"
-    em.emit(f"{outs[0]} = xp.{fn}({ins[0]}, {ins[1]})", indent)
+    kind = _outer_product_kind(em.xp, eqn.inputs[0].aval.shape, eqn.inputs[1].aval.shape)
+    if kind is not None:
+        em.globals["np"] = np
+        em.emit(f"{outs[0]} = {_OUTER_CODE[kind].format(ins[0], ins[1])}", indent)
+    else:
+        em.emit(f"{outs[0]} = xp.matmul({ins[0]}, {ins[1]})", indent)
 
 
 matmul_p = Primitive("matmul", _matmul_impl, _matmul_eval, jvp=_matmul_jvp, vjp=_matmul_vjp,

@@ -96,6 +96,34 @@ def test_matmul_vjp_multiplies_transposed_views_not_copies():
                for x in operands)
 
 
+@pytest.mark.parametrize("m, n", [(6, 2), (2, 6), (3, 3)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.bool_])
+def test_batched_outer_products_equal_the_broadcast_product_exactly(m, n, dtype):
+    """``(..., m, 1) @ (..., 1, n)`` runs as an einsum (a transposed view when m > n):
+    the same elements as ``a * b``, broadcast batch axes included, eagerly and jitted;
+    a k of 1 with mismatched operands is still matmul's error."""
+    a = (randn(4, m, 1) * 3).astype(dtype)
+    b = (randn(1, n) * 3).astype(dtype)
+    want = a * b
+    for f in (fnp.matmul, fl.jit(fnp.matmul)):
+        got = f(fnp.asarray(a), fnp.asarray(b))
+        assert got.shape == want.shape == (4, m, n) and got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(got, np.matmul(a, b))
+    b2 = randn(5, 1, n).astype(dtype)
+    with pytest.raises(ValueError, match=r"fnp.matmul: shapes \(4, %d, 1\) and \(5, 1, %d\)"
+                       % (m, n)):
+        fnp.matmul(fnp.asarray(a), fnp.asarray(b2))
+
+
+def test_per_example_weight_gradients_are_outer_products():
+    xs, cts = fnp.asarray(randn(8, 5)), fnp.asarray(randn(8, 3))
+    w = fnp.asarray(randn(5, 3))
+    grads = fl.vmap(lambda x, c: fl.vjp(lambda w: x @ w, w)[1](c)[0])(xs, cts)
+    np.testing.assert_allclose(grads, np.asarray(xs)[:, :, None] * np.asarray(cts)[:, None, :],
+                               rtol=1e-12)
+
+
 def test_vmap_of_matmul_with_a_shared_matrix_is_one_2d_gemm():
     xs, w = fnp.asarray(randn(8, 3, 4)), fnp.asarray(randn(4, 5))
     with recording(lp.matmul_p) as calls:
