@@ -146,8 +146,13 @@ def _plain(params):
     plain = PLAIN_PARAM_TYPES
     for v in params.values():
         t = type(v)
-        if t not in plain and not isinstance(v, np.dtype) and not (
-                t is tuple and all(type(e) in plain or type(e) is tuple for e in v)):
+        if t in plain:
+            continue
+        if t is tuple:  # (a loop, not all(genexpr): this runs for most entries of a tape)
+            for e in v:
+                if type(e) not in plain and type(e) is not tuple:
+                    return None
+        elif not isinstance(v, np.dtype):
             return None
     return tuple(params.items())
 

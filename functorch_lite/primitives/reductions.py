@@ -60,9 +60,14 @@ def _reduce_batch(prim):
 
 # --- sum --------------------------------------------------------------------------------
 def _sum_impl(xp, x, axes):
+    if type(x) is np.ndarray:  # what x.sum calls, minus ~0.4 us of NumPy's Python wrapper
+        return _add_reduce(x, axis=axes)
     if type(x) in (int, float, bool, complex):
         return xp.sum(x, axis=axes)
     return x.sum(axis=axes)  # the method skips ~1 us of numpy.sum's Python dispatch
+
+
+_add_reduce = np.add.reduce
 
 
 def _sum_transpose(ct, avals, needs, *, axes):
@@ -161,12 +166,19 @@ def _check_nonempty(name, x, axes):
 
 def _max_impl(xp, x, axes):
     _check_nonempty("max", x, axes)
+    if type(x) is np.ndarray:  # what np.max calls, minus its Python wrappers
+        return _max_reduce(x, axis=axes)
     return xp.max(x, axis=axes)
 
 
 def _min_impl(xp, x, axes):
     _check_nonempty("min", x, axes)
+    if type(x) is np.ndarray:
+        return _min_reduce(x, axis=axes)
     return xp.min(x, axis=axes)
+
+
+_max_reduce, _min_reduce = np.maximum.reduce, np.minimum.reduce
 
 
 reduce_max_p = _extremum("reduce_max", _max_impl)
