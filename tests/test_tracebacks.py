@@ -96,6 +96,18 @@ def test_shape_mistake_inside_grad_points_at_the_user_line(monkeypatch):
     assert info.value.__notes__.count(NOTE) == 1
 
 
+def test_a_bad_cotangent_to_a_pullback_shows_only_the_call_site(monkeypatch):
+    monkeypatch.delenv("FL_SHOW_INTERNAL_FRAMES", raising=False)
+    _, pullback = fl.vjp(fnp.sin, fnp.ones(3))
+    with pytest.raises(ValueError, match=r"cotangent shape \(4,\) does not match") as info:
+        pullback(fnp.ones(4))
+    summary = frames(info.value)
+    assert internal(summary) == []
+    assert [f.name for f in summary] == [
+        "test_a_bad_cotangent_to_a_pullback_shows_only_the_call_site"]
+    assert info.value.__notes__.count(NOTE) == 1
+
+
 def test_internal_frames_shown_when_the_environment_says_so(monkeypatch):
     monkeypatch.setenv("FL_SHOW_INTERNAL_FRAMES", "1")
     grad_fn = api_boundary(fl.grad(shape_mistake))
