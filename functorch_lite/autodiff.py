@@ -224,6 +224,9 @@ class VJPTrace(_PrimalTrace):
                 raise
             if type(out_buf) is np.ndarray:
                 out = Array(out_buf)
+            elif isinstance(out_buf, np.generic):  # a 0-d result: NumPy gives a scalar
+                out_buf = np.asarray(out_buf)  # (an input is an array: no default dtype)
+                out = Array(out_buf)
             else:
                 out = _wrap_result(out_buf, self._primals(args))
                 out_buf = out._buf if type(out) is Array else None

@@ -61,6 +61,8 @@ def _make_unary(name, prim):
                     out = _ufunc(buf)
                     if type(out) is _ndarray:
                         return _Array(out)
+                    if isinstance(out, np.generic):  # of a 0-d array: NumPy gives a scalar
+                        return _Array(np.asarray(out))
                 return bind(prim, x)
             return trace.process(prim, (x,), _NO_PARAMS)  # what bind does, a call less
         except Exception as e:  # free unless raised: the user sees their own frames
@@ -120,6 +122,8 @@ def _make_binary(name, prim):
                     return bind(prim, x, y)  # re-raised there with a clearer message
                 if type(out) is _ndarray:
                     return _Array(out)
+                if isinstance(out, np.generic):  # 0-d operands: NumPy gives a scalar
+                    return _Array(np.asarray(out))
             return bind(prim, x, y)
         except Exception as e:  # free unless raised: the user sees their own frames
             hide_internal_frames(e)

@@ -112,3 +112,21 @@ def test_integer_and_small_arrays_meet_the_scalar_itself():
     small = np.array([-1.0, 0.0, 1.0], np.float32)
     np.testing.assert_array_equal(np.asarray(fnp.maximum(fnp.asarray(small), 0)),
                                   np.maximum(small, 0))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int32, np.bool_])
+def test_zero_dimensional_operands_give_zero_dimensional_arrays(dtype):
+    """NumPy returns scalars for 0-d operands; the fast paths (eager and taped) wrap them as
+    0-d arrays of NumPy's result dtype, as the general path does."""
+    a, b = np.asarray(3, dtype), np.asarray(2, dtype)
+    x, y = fnp.asarray(a), fnp.asarray(b)
+    for got, want in [(x + y, a + b), (x * 2, a * 2), (2.5 - x, 2.5 - a),
+                      (fnp.negative(x) if dtype != np.bool_ else ~x, -a if dtype != np.bool_
+                       else ~a), (fnp.sin(x), np.sin(a))]:
+        assert type(got) is fl.Array and type(got._buf) is np.ndarray
+        assert got.shape == () and got.dtype == np.asarray(want).dtype
+        np.testing.assert_array_equal(got, want)
+    if np.dtype(dtype).kind == "f":
+        value, g = fl.value_and_grad(lambda v: fnp.sin(v * v) + v)(x)
+        assert type(value._buf) is np.ndarray and value.dtype == dtype
+        np.testing.assert_allclose(g, 2 * a * np.cos(a * a) + 1, rtol=1e-3)
