@@ -360,6 +360,13 @@ def _kind_of(cls: type) -> _NodeKind | None:
     return kind
 
 
+def _is_plain_namedtuple(cls: type) -> bool:
+    """Whether values of exact type ``cls`` flatten as a namedtuple: their fields, in
+    order, with no registered flattening of their own (jit's fast call path)."""
+    return (cls not in _registered_kinds and issubclass(cls, tuple)
+            and hasattr(cls, "_fields"))
+
+
 def _register_kind(kind: _NodeKind, caller: str) -> None:
     if not isinstance(kind.type, type):
         raise TypeError(f"{caller}: expected a class to register, got {kind.type!r}.")

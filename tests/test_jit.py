@@ -1,6 +1,7 @@
 """fl.jit: caching, retrace reasons, static arguments, errors, graphs, passes, codegen,
 compositions with grad/vmap, methods, debug.print and assert_max_traces."""
 
+import collections
 import re
 
 import numpy as np
@@ -524,6 +525,29 @@ def test_fast_call_path_on_nested_dicts_follows_flatten_order():
     assert type(p_out) is dict and list(p_out) == ["a"]
     np.testing.assert_allclose(p_out["a"], [1.0, 2.0])
     np.testing.assert_allclose(b_out, [5.0])
+
+
+def test_fast_call_path_on_namedtuples_keeps_their_fields_and_registrations():
+    """An optimizer-state-like namedtuple takes the fast path (flattened by field); a
+    namedtuple class registered with its own flattening is left to the general path."""
+    State = collections.namedtuple("State", ["count", "mu"])
+    f = fl.jit(lambda s, x: State(s.count + 1.0, s.mu * x))
+    s = State(fnp.array(0.0), fnp.array([1.0, 2.0]))
+    out = f(s, fnp.array([3.0, 4.0]))
+    assert type(out) is State
+    np.testing.assert_allclose(out.count, 1.0)
+    np.testing.assert_allclose(out.mu, [3.0, 8.0])
+    out = f(out, fnp.array([1.0, 0.5]))
+    np.testing.assert_allclose(out.mu, [3.0, 4.0])
+    assert f.trace_count == 1 and len(f._array_cache) == 1
+
+    Swapped = collections.namedtuple("Swapped", ["a", "b"])
+    g = fl.jit(lambda p: p.a - p.b)
+    np.testing.assert_allclose(g(Swapped(fnp.array(5.0), fnp.array(2.0))), 3.0)
+    fl.tree.register_node(Swapped, lambda p: ((p.b, p.a), None),
+                          lambda _, children: Swapped(children[1], children[0]))
+    np.testing.assert_allclose(g(Swapped(fnp.array(5.0), fnp.array(2.0))), 3.0)
+    assert g.trace_count == 2  # a new structure (the registered node), traced again
 
 
 def test_fast_call_path_leaves_other_leaves_and_bad_keys_to_the_general_path():

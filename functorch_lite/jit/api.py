@@ -192,14 +192,16 @@ _LEAF = tree_util.structure(0)
 
 
 def _array_signature(args):
-    """``(signature, buffers)`` of positional arguments that are CPU Arrays or plain lists,
-    tuples and dicts of them, nested (a parameter pytree), else None: the fast call path.
+    """``(signature, buffers)`` of positional arguments that are CPU Arrays or lists,
+    tuples, namedtuples and dicts of them, nested (parameters, optimizer states), else
+    None: the fast call path.
 
     The buffers come in ``tree.flatten`` order (dict keys sorted), so they are the compiled
     function's arguments; the signature holds every container's type (and a dict's sorted
     keys) and every array's shape and dtype, so equal signatures mean equal tree structures
-    and equal abstract values. Anything else (namedtuples, registered classes, None, Python
-    scalars, GPU buffers) returns None and takes the general path.
+    and equal abstract values. A namedtuple counts as a tuple of its class. Anything else
+    (registered classes, None, Python scalars, GPU buffers) returns None and takes the
+    general path.
     """
     sig = []
     bufs = []
@@ -233,7 +235,7 @@ def _container_signature(node, bufs):
             if len(_SORTED_KEYS) < 1024:
                 _SORTED_KEYS[keys] = order
         children = map(node.__getitem__, order)
-    elif t is list or t is tuple:
+    elif t is list or t is tuple or tree_util._is_plain_namedtuple(t):  # (optimizer states)
         order = None
         children = node
     else:
