@@ -558,3 +558,21 @@ def test_fast_call_path_leaves_other_leaves_and_bad_keys_to_the_general_path():
     assert f.trace_count == 1
     with pytest.raises(ValueError, match="cannot be sorted"):
         fl.jit(lambda ps: ps[1])({1: a, "b": a})
+
+
+def test_a_function_named_like_a_global_of_the_generated_code_still_compiles():
+    """The generated ``def`` must not rebind the names its body calls (``xp``, ``_sum``,
+    ``_as0``): such a function is renamed with a trailing underscore."""
+    def xp(x):
+        return fnp.sin(x) + fnp.sum(x, axis=0)
+
+    def _sum(x):
+        return fnp.sum(x, axis=0) * 2
+
+    def _as0(x):
+        return fnp.sum(x) * 2
+
+    x = fnp.asarray(np.arange(6.0).reshape(2, 3))
+    for f in (xp, _sum, _as0):
+        np.testing.assert_allclose(fl.jit(f)(x), f(x), rtol=1e-6)
+    assert fl.jit(_sum).lower(x).source.startswith("def _sum_(v0):")

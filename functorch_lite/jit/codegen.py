@@ -184,6 +184,8 @@ class Emitter:
         fname = "".join(c if c.isalnum() else "_" for c in name)
         if not fname.isidentifier() or keyword.iskeyword(fname):
             fname = "_" + fname
+        while fname in self.globals:  # a function named like a global it calls (xp, _sum)
+            fname += "_"
         source = f"def {fname}({', '.join(params)}):\n" + "\n".join(self.lines) + "\n"
         filename = f"<functorch_lite.jit {fname} #{next(_counter)}>"
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
