@@ -315,6 +315,15 @@ class VJPTrace(_PrimalTrace):
         return run_tape(tape, self.num_slots, seeds, consume)
 
 
+def backward_of_tape(tape, num_slots, seeds, wanted):
+    """The cotangents of the slots ``wanted`` by the compiled program of ``tape``'s
+    structure (``_compiled_backward``), or None: not compilable or not compiled yet (the
+    caller then runs the tape). For tapes built outside a trace, at top level."""
+    if not _COMPILE_BACKWARD or ctx.trace is not None:
+        return None
+    return cached_backward(tape, num_slots, seeds, wanted, _as_array)
+
+
 def run_tape(tape, num_slots, seeds, consume=False):
     """Walk ``tape`` backwards from ``seeds`` (slot -> cotangent); cotangents of all slots.
 

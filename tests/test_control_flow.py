@@ -315,6 +315,68 @@ def test_scan_closure_gradient_and_hessian():
     _close(fl.jit(fl.hessian(f))(w), fl.hessian(ref)(w))
 
 
+def _tapped_rnn_loss(calls, step_extra=None, use_scan=True):
+    """Loss of a small tanh RNN whose step taps its carry (counting forward evaluations
+    of the body) and wires in an integer carry, a mask and a pass-through output."""
+    xs = fnp.asarray(np.random.default_rng(3).standard_normal((5, 2, 3)))
+    ids = fnp.arange(5)
+
+    def step(carry, inputs):
+        h, count = carry
+        x, i = inputs
+        fl.debug.tap(h, lambda v: calls.append(1))
+        z = h @ step.w + x
+        if step_extra is not None:
+            z = step_extra(z)
+        h_new = fnp.where(z > 0, fnp.tanh(z), 0.5 * z) * (1.0 + 0.1 * i)
+        return (h_new, count + 1), {"h": h, "norm": fnp.sum(h_new * h_new)}
+
+    def loss(w, h0):
+        step.w = w
+        carry = (h0, fnp.asarray(0))
+        if use_scan:
+            (h, count), ys = fl.scan(step, carry, (xs, ids))
+        else:
+            per_step = []
+            for t in range(5):
+                carry, y = step(carry, (xs[t], ids[t]))
+                per_step.append(y)
+            (h, count), ys = carry, fl.tree.map(lambda *v: fnp.stack(v), *per_step)
+        return fnp.sum(h) + fnp.sum(ys["norm"]) + 0.5 * fnp.sum(ys["h"]) + count
+
+    return loss
+
+
+def test_scan_gradient_saves_the_step_residuals_instead_of_recomputing_the_step():
+    """Reverse mode through scan runs the body forward once per step (the tap fires 5
+    times, not 10) and gives the gradient of the unrolled loop, eagerly and jitted."""
+    w = fnp.asarray(np.random.default_rng(4).standard_normal((3, 3)) * 0.5)
+    h0 = fnp.asarray(np.full((2, 3), 0.3))
+    calls = []
+    want = fl.grad(_tapped_rnn_loss(calls, use_scan=False), argnums=(0, 1))(w, h0)
+    for transform in (fl.grad, lambda f, **kw: fl.jit(fl.grad(f, **kw))):
+        calls.clear()
+        _close(transform(_tapped_rnn_loss(calls), argnums=(0, 1))(w, h0), want)
+        assert len(calls) == 5
+
+
+def test_scan_gradient_recomputes_steps_with_custom_rules():
+    """A body with a custom_vjp inside keeps the general path (each step's forward is
+    redone in the backward pass, so the tap fires twice per step), with the same result."""
+    @fl.custom_vjp
+    def scaled(z):
+        return 2.0 * z
+
+    scaled.defvjp(lambda z: (2.0 * z, None), lambda _, ct: (2.0 * ct,))
+    w = fnp.asarray(np.random.default_rng(4).standard_normal((3, 3)) * 0.5)
+    h0 = fnp.asarray(np.full((2, 3), 0.3))
+    calls = []
+    want = fl.grad(_tapped_rnn_loss(calls, scaled, use_scan=False))(w, h0)
+    calls.clear()
+    _close(fl.grad(_tapped_rnn_loss(calls, scaled))(w, h0), want)
+    assert len(calls) == 10
+
+
 def test_scan_under_vmap():
     params, h0, xs = _rnn_args()
     h0s, xss = fnp.stack([h0, -h0]), fnp.stack([xs, xs * 0.5])

@@ -35,6 +35,7 @@ from functorch_lite.core import (
     trace_scope,
 )
 from functorch_lite.jit.codegen import compile_graph, run_graph
+from functorch_lite.jit.graph import Graph, Var
 from functorch_lite.jit.staging import eval_graph, trace_to_graph
 from functorch_lite.primitives.rules import instantiate
 
@@ -396,46 +397,167 @@ def _scan_vjp_fwd(primals, needs, *, body, num_consts, num_carry, length, revers
     from functorch_lite.control_flow import scan
 
     consts, carry, xs = _split_scan(primals, num_consts, num_carry)
+    needs_consts, _, needs_xs = _split_scan(needs, num_consts, num_carry)
+    diff = ([n and _is_float(k) for n, k in zip(needs_consts, consts)]
+            + [_is_float(c) for c in carry]
+            + [n and _is_float(x) for n, x in zip(needs_xs, xs)])
+    plan = _SavedResiduals.plan(body, num_consts, diff)
+    if plan is None:  # custom rules or nested control flow: the backward pass recomputes
+        def step(c, x):
+            outs = eval_graph(body, consts + list(c) + list(x))
+            return outs[:num_carry], (outs[num_carry:], list(c), [])
+    else:
+        forward = plan.forward_graph
+        num_outs = len(body.outvars)
 
-    def step(c, x):
-        outs = eval_graph(body, consts + list(c) + list(x))
-        return outs[:num_carry], (outs[num_carry:], list(c))
+        def step(c, x):
+            outs = eval_graph(forward, consts + list(c) + list(x))
+            return outs[:num_carry], (outs[num_carry:num_outs], list(c), outs[num_outs:])
 
-    final, (ys, carries) = scan(step, carry, xs, length=length, reverse=reverse)
+    final, (ys, carries, saved) = scan(step, carry, xs, length=length, reverse=reverse)
     out = _arrays(list(final) + list(ys))
-    return out, (consts, carries, xs, out)
+    return out, (consts, carries, xs, out, diff, plan, saved)
 
 
 def _scan_vjp_bwd(ct, residuals, needs, *, body, num_consts, num_carry, length, reverse):
     from functorch_lite.control_flow import scan
 
-    consts, carries, xs, out = residuals
+    consts, carries, xs, out, diff, plan, saved = residuals
     # Zeros are made like existing values (zeros_like), so they live on their device.
     cts = [fnp.zeros_like(o) if c is None else c for c, o in zip(ct, out)]
     ct_carry, ct_ys = cts[:num_carry], cts[num_carry:]
-    needs_consts, _, needs_xs = _split_scan(needs, num_consts, num_carry)
-    diff_consts = [n and _is_float(k) for n, k in zip(needs_consts, consts)]
-    diff_carry = [_is_float(c) for c in ct_carry]
-    diff_xs = [n and _is_float(x) for n, x in zip(needs_xs, xs)]
-    diff = diff_consts + diff_carry + diff_xs
+    diff_consts, diff_carry, diff_xs = _split_scan(diff, num_consts, num_carry)
 
     def back(acc, inputs):
         ct_c, ct_k = acc
-        c, x, ct_y = inputs
-        g = _graph_vjp(body, consts + list(c) + list(x), list(ct_c) + list(ct_y), diff)
+        c, x, ct_y, step_saved = inputs
+        args = consts + list(c) + list(x)
+        if plan is None:
+            g = _graph_vjp(body, args, list(ct_c) + list(ct_y), diff)
+        else:
+            g = plan.backward(args, step_saved, list(ct_c) + list(ct_y))
         g_k, g_c, g_x = _split_scan(g, num_consts, num_carry)
         new_ct_c = [gc if gc is not None else old for gc, old in zip(g_c, ct_c)]
         new_ct_k = [acc_k + gk for acc_k, gk in zip(ct_k, [g for g in g_k if g is not None])]
         return (new_ct_c, new_ct_k), [g for g in g_x if g is not None]
 
     ct_k0 = [fnp.zeros_like(k) for k, d in zip(consts, diff_consts) if d]
-    (ct_init, ct_k), ct_xs = scan(back, (ct_carry, ct_k0), (carries, xs, ct_ys),
+    (ct_init, ct_k), ct_xs = scan(back, (ct_carry, ct_k0), (carries, xs, ct_ys, saved),
                                   length=length, reverse=not reverse)
     ct_k, ct_xs = iter(ct_k), iter(ct_xs)
     needs_init = _split_scan(needs, num_consts, num_carry)[1]
     return (tuple(next(ct_k) if d else None for d in diff_consts)
             + tuple(c if n and d else None for c, n, d in zip(ct_init, needs_init, diff_carry))
             + tuple(next(ct_xs) if d else None for d in diff_xs))
+
+
+class _SavedResiduals:
+    """A scan body's reverse mode with its residuals saved per step, not recomputed.
+
+    The forward scan runs ``forward_graph``: the body, also returning the step's values
+    that the derivative rules read (``saved``: values that depend on the carry or the
+    scanned inputs; loop-invariant ones are recomputed from the constants). The backward
+    scan builds the body's tape from them (:meth:`backward`) and runs the rules: per step,
+    no forward work is redone (an LSTM step's ``h @ w_h`` and its gates are computed once,
+    as a hand-written BPTT does). Costs the memory of the saved values, as in JAX; wrap the
+    body in ``fl.checkpoint`` to recompute instead (that is a custom rule: this plan then
+    does not apply).
+    """
+
+    def __init__(self, body, diff, entries, saved, const_eqns):
+        self.body = body
+        self.diff = diff
+        self.entries = entries        # the equations with a derivative rule to run
+        self.saved = saved            # Vars stacked by the forward scan
+        self.const_eqns = const_eqns  # loop-invariant equations the tape reads
+        self.forward_graph = Graph(body.constvars, body.consts, body.invars, body.eqns,
+                                   body.outvars + saved)
+
+    @classmethod
+    def plan(cls, body, num_consts, diff):
+        """The plan for ``body`` differentiated w.r.t. the inputs ``diff`` says, or None
+        when an equation on the derivative's path has custom rules, a sub-graph or several
+        results, or a saved value is weakly typed (a Python scalar)."""
+        varying = set(body.invars[num_consts:])
+        active = {v for v, d in zip(body.invars, diff) if d}
+        entries, needed, const_eqns = [], set(), []
+        for eqn in body.eqns:
+            ins = [v for v in eqn.inputs if type(v) is Var]
+            if any(v in varying for v in ins):
+                varying.update(eqn.outputs)
+            else:
+                const_eqns.append(eqn)
+            if not eqn.prim.differentiable or not any(v in active for v in ins):
+                continue
+            if (eqn.subgraph is not None or eqn.prim.vjp_fwd is not None
+                    or eqn.prim.multiple_results):
+                return None
+            out = eqn.outputs[0]
+            if out.aval.dtype.kind not in "fc":
+                continue  # an integer result carries no cotangent
+            active.add(out)
+            entries.append(eqn)
+            if eqn.prim.vjp_reads == "values":
+                needed.add(out)
+                needed.update(ins)
+            elif eqn.prim.vjp_reads == "inputs":
+                needed.update(ins)
+        inputs = set(body.invars)
+        saved = [v for e in body.eqns for v in e.outputs
+                 if v in needed and v in varying and v not in inputs]
+        if any(v.aval.weak_type for v in saved):
+            return None
+        # loop-invariant equations whose values the rules read, and what those read
+        wanted, kept = set(needed), []
+        for eqn in reversed(const_eqns):
+            if any(v in wanted for v in eqn.outputs):
+                kept.append(eqn)
+                wanted.update(v for v in eqn.inputs if type(v) is Var)
+        return cls(body, diff, entries, saved, kept[::-1])
+
+    def backward(self, args, saved_values, cts):
+        """Cotangents of the body's inputs (None where not differentiated) at ``args``,
+        given the step's saved values and one cotangent per body output."""
+        from functorch_lite import autodiff
+
+        body = self.body
+        env = dict(zip(body.constvars, body.consts))
+        env.update(zip(body.invars, args))
+        env.update(zip(self.saved, saved_values))
+        for eqn in self.const_eqns:
+            ins = [env[v] if type(v) is Var else v.value for v in eqn.inputs]
+            out = bind(eqn.prim, *ins, **eqn.params)
+            for v, o in zip(eqn.outputs, out if eqn.prim.multiple_results else (out,)):
+                if type(o) is Array and v.aval.weak_type and v.aval.shape == ():
+                    o = o._buf.item()  # as eval_graph does: a weak scalar stays one
+                env[v] = o
+        slot = {v: i for i, v in enumerate(v for v, d in zip(body.invars, self.diff) if d)}
+        tape = []
+        for eqn in self.entries:
+            reads = eqn.prim.vjp_reads
+            if reads in ("values", "inputs"):
+                primals = [env[v] if type(v) is Var else v.value for v in eqn.inputs]
+            else:  # shapes only: an abstract value stands for one not kept
+                primals = [env.get(v, v.aval) if type(v) is Var else v.value
+                           for v in eqn.inputs]
+            out_var = eqn.outputs[0]
+            residuals = (env[out_var] if reads == "values" else None, primals)
+            in_slots = [slot.get(v, -1) if type(v) is Var else -1 for v in eqn.inputs]
+            slot[out_var] = len(slot)
+            tape.append((eqn.prim, eqn.params, residuals, in_slots, slot[out_var], False))
+        seeds = {}
+        for v, ct in zip(body.outvars, cts):
+            s = slot.get(v) if type(v) is Var else None
+            if s is not None:
+                seeds[s] = ct if s not in seeds else seeds[s] + ct
+        got = None
+        if ctx.trace is None:  # an eager scan: the same tape every step, compiled once
+            wanted = [slot[v] for v, d in zip(body.invars, self.diff) if d]
+            got = autodiff.backward_of_tape(tape, len(slot), seeds, wanted)
+        if got is None:
+            got = autodiff.run_tape(tape, len(slot), seeds, consume=True)
+        return [instantiate(got[slot[v]], a) if d else None
+                for v, a, d in zip(body.invars, args, self.diff)]
 
 
 def _scan_batch(args, dims, *, body, num_consts, num_carry, length, reverse):
