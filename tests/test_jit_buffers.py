@@ -229,6 +229,26 @@ def test_donated_buffers_are_reused_and_the_arrays_invalidated():
         np.testing.assert_array_equal(np.asarray(v), grads_copy[k])
 
 
+def test_repeated_donating_calls_keep_reusing_the_buffers():
+    """Later calls take the fast call path: donation, reuse and invalidation hold there
+    too, and an Array still referenced elsewhere (a view kept by the caller) is not
+    overwritten."""
+    step = fl.jit(sgd, donate_argnums=0)
+    params, grads = _params(), _params(5)
+    for _ in range(3):
+        old, address = params, _address(params["w"])
+        want = sgd(old, grads)
+        params = step(params, grads)
+        assert _address(params["w"]) == address
+        assert old["w"].is_deleted()
+        np.testing.assert_allclose(np.asarray(params["w"]), np.asarray(want["w"]), rtol=1e-6)
+    kept = params["w"]._buf  # the caller holds the buffer: it must not be written over
+    before = kept.copy()
+    params = step(params, grads)
+    np.testing.assert_array_equal(kept, before)
+    assert _address(params["w"]) != kept.__array_interface__["data"][0]
+
+
 @pytest.mark.parametrize("use", [
     lambda x: x + 1, lambda x: fnp.sin(x), lambda x: np.asarray(x), lambda x: x.shape,
     lambda x: x[0], lambda x: float(x.sum()), lambda x: fl.jit(fnp.sin)(x),

@@ -191,7 +191,7 @@ class _Entry:
 _LEAF = tree_util.structure(0)
 
 
-def _array_signature(args):
+def _array_signature(args, leaves=None):
     """``(signature, buffers)`` of positional arguments that are CPU Arrays or lists,
     tuples, namedtuples and dicts of them, nested (parameters, optimizer states), else
     None: the fast call path.
@@ -201,7 +201,7 @@ def _array_signature(args):
     keys) and every array's shape and dtype, so equal signatures mean equal tree structures
     and equal abstract values. A namedtuple counts as a tuple of its class. Anything else
     (registered classes, None, Python scalars, GPU buffers) returns None and takes the
-    general path.
+    general path. ``leaves``: a list that receives the Arrays too, in the same order.
     """
     sig = []
     bufs = []
@@ -212,17 +212,19 @@ def _array_signature(args):
                 return None
             sig.append((b.shape, b.dtype))
             bufs.append(b)
+            if leaves is not None:
+                leaves.append(a)
         else:
-            node = _container_signature(a, bufs)
+            node = _container_signature(a, bufs, leaves)
             if node is None:
                 return None
             sig.append(node)
     return tuple(sig), bufs
 
 
-def _container_signature(node, bufs):
+def _container_signature(node, bufs, leaves):
     """A list/tuple/dict's part of :func:`_array_signature` (its leaves' buffers appended to
-    ``bufs``), or None."""
+    ``bufs``, and the leaves to ``leaves`` unless None), or None."""
     t = type(node)
     if t is dict:
         keys = tuple(node)
@@ -248,8 +250,10 @@ def _container_signature(node, bufs):
                 return None
             inner.append((b.shape, b.dtype))
             bufs.append(b)
+            if leaves is not None:
+                leaves.append(x)
         else:
-            child = _container_signature(x, bufs)
+            child = _container_signature(x, bufs, leaves)
             if child is None:
                 return None
             inner.append(child)
@@ -388,6 +392,17 @@ class Jitted:
                     if entry is not None:
                         self._last_key = entry.key
                         return entry.unpack(entry.fn(*fast[1]))
+            elif not kwargs and not self._has_static:  # donating: the Arrays are needed too
+                leaves = []
+                fast = _array_signature(args, leaves)
+                if fast is not None:
+                    entry = self._array_cache.get((fast[0], settings.x64))
+                    if entry is not None:
+                        self._last_key = entry.key
+                        if entry.donated:
+                            return entry.unpack(self._run_donating(entry, fast[1], leaves))
+                        return entry.unpack(entry.fn(*fast[1]))
+                fast = leaves = None  # references to the buffers would block donation
             entry, bufs, leaves = self._lookup(args, kwargs, None)
             if entry.donated:
                 return entry.unpack(self._run_donating(entry, bufs, leaves))
