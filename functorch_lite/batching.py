@@ -15,6 +15,7 @@ import operator
 from functorch_lite import tree as tree_util
 from functorch_lite._traceback import api_boundary
 from functorch_lite.core import (
+    Array,
     ConcretizationError,
     ShapedArray,
     Trace,
@@ -44,6 +45,24 @@ class BatchTracer(Tracer):
         full = aval_of(self.val)
         shape = full.shape[:self.batch_dim] + full.shape[self.batch_dim + 1:]
         return ShapedArray(shape, full.dtype, full.weak_type)
+
+    # The batched value answers these itself (no abstract value built): fnp functions and
+    # rules ask often.
+    @property
+    def shape(self):
+        v, d = self.val, self.batch_dim
+        full = v._buf.shape if type(v) is Array else v.shape
+        return full[:d] + full[d + 1:]
+
+    @property
+    def ndim(self):
+        v = self.val
+        return (v._buf.ndim if type(v) is Array else v.ndim) - 1
+
+    @property
+    def dtype(self):
+        v = self.val
+        return v._buf.dtype if type(v) is Array else v.dtype
 
 
 _VALUE_AND_BATCH_DIM = operator.attrgetter("val", "batch_dim")

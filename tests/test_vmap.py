@@ -84,3 +84,21 @@ def test_leaked_batch_tracer():
     fl.vmap(lambda x: leaked.append(x) or x)(fnp.ones(3))
     with pytest.raises(fl.LeakedTracerError):
         leaked[0] + 1
+
+
+def test_batched_values_report_their_per_example_shape_dtype_and_rank():
+    """A batched value answers shape/ndim/dtype itself (not through an abstract value):
+    they must equal its abstract value's, for any batch axis and under nested vmaps."""
+    seen = []
+
+    def probe(x):
+        seen.append((x.shape, x.ndim, x.dtype, x.aval.shape, x.aval.ndim, x.aval.dtype))
+        return x
+
+    x = fnp.zeros((2, 3, 4, 5), "float64")
+    fl.vmap(probe, in_axes=1)(x)
+    fl.vmap(fl.vmap(probe, in_axes=0), in_axes=2)(x)
+    fl.vmap(fl.grad(lambda v: fnp.sum(probe(v))), in_axes=3)(x)
+    assert [s[:3] for s in seen] == [s[3:] for s in seen]
+    assert [s[0] for s in seen] == [(2, 4, 5), (3, 5), (2, 3, 4)]
+    assert all(s[2] == np.float64 for s in seen)
