@@ -203,23 +203,9 @@ def _array_signature(args, leaves=None):
     (registered classes, None, Python scalars, GPU buffers) returns None and takes the
     general path. ``leaves``: a list that receives the Arrays too, in the same order.
     """
-    sig = []
     bufs = []
-    for a in args:
-        if type(a) is Array:
-            b = a._buf
-            if type(b) is not np.ndarray:
-                return None
-            sig.append((b.shape, b.dtype))
-            bufs.append(b)
-            if leaves is not None:
-                leaves.append(a)
-        else:
-            node = _container_signature(a, bufs, leaves)
-            if node is None:
-                return None
-            sig.append(node)
-    return tuple(sig), bufs
+    sig = _container_signature(args, bufs, leaves)  # the arguments are a tuple
+    return None if sig is None else (sig, bufs)
 
 
 def _container_signature(node, bufs, leaves):
