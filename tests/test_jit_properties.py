@@ -8,6 +8,8 @@
 """
 
 
+import collections
+
 import numpy as np
 import pytest
 import specs
@@ -138,3 +140,58 @@ def test_random_programs_under_compositions(program, seed):
     want_vg = fl.vmap(fl.grad(f))(xs, ys)
     _close(fl.jit(fl.vmap(fl.grad(f)))(xs, ys), want_vg)
     _close(fl.vmap(fl.jit(fl.grad(f)))(xs, ys), want_vg)
+
+
+# --------------------------------------------------------------------------------------
+# The fast call path: any nesting of dicts, lists, tuples and namedtuples of Arrays
+# --------------------------------------------------------------------------------------
+Pair = collections.namedtuple("Pair", ["first", "second"])
+
+_ARRAYS = st.builds(
+    lambda shape, dtype, seed: fnp.asarray(
+        np.random.default_rng(seed).standard_normal(shape).astype(dtype)),
+    st.lists(st.integers(1, 3), max_size=2).map(tuple),
+    st.sampled_from([np.float32, np.float64]), st.integers(0, 2**16))
+_KEYS = st.sampled_from(["a", "b", "c", "w", "bias"])
+_TREES = st.recursive(
+    _ARRAYS,
+    lambda children: st.one_of(
+        st.lists(children, min_size=1, max_size=3),
+        st.lists(children, min_size=1, max_size=3).map(tuple),
+        st.dictionaries(_KEYS, children, min_size=1, max_size=3),
+        st.tuples(children, children).map(lambda p: Pair(*p))),
+    max_leaves=8)
+
+
+def _reinserted(tree):
+    """The same tree with every dict's keys inserted in reverse order."""
+    if type(tree) is dict:
+        return {k: _reinserted(tree[k]) for k in reversed(list(tree))}
+    if type(tree) in (list, tuple):
+        return type(tree)(_reinserted(t) for t in tree)
+    if type(tree) is Pair:
+        return Pair(*(_reinserted(t) for t in tree))
+    return tree
+
+
+@settings(max_examples=40, deadline=None)
+@given(tree=_TREES, donate=st.booleans())
+def test_fast_call_path_matches_eager_on_any_container_nesting(tree, donate):
+    """A jitted function of a pytree gives the eager result with the same structure on the
+    first call (general path) and later ones (fast path), whatever the dict insertion
+    order, and traces once per structure; with donation too."""
+    def f(t):
+        leaves = fl.tree.leaves(t)
+        return fl.tree.map(lambda x: x * 2.0 + leaves[0].sum(), t)
+
+    jitted = fl.jit(f, donate_argnums=0 if donate else ())
+    for attempt in range(3):
+        arg = _reinserted(tree) if attempt == 2 else tree
+        arg = fl.tree.map(lambda x: fnp.asarray(np.array(x)), arg)  # fresh, donatable
+        want = f(arg)
+        got = jitted(arg)
+        assert fl.tree.structure(got) == fl.tree.structure(want)
+        for g, w in zip(fl.tree.leaves(got), fl.tree.leaves(want)):
+            assert g.dtype == w.dtype and g.shape == w.shape
+            np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-6)
+    assert jitted.trace_count == 1

@@ -111,8 +111,7 @@ def test_batched_outer_products_equal_the_broadcast_product_exactly(m, n, dtype)
         np.testing.assert_array_equal(got, want)
         np.testing.assert_array_equal(got, np.matmul(a, b))
     b2 = randn(5, 1, n).astype(dtype)
-    with pytest.raises(ValueError, match=r"fnp.matmul: shapes \(4, %d, 1\) and \(5, 1, %d\)"
-                       % (m, n)):
+    with pytest.raises(ValueError, match=rf"fnp.matmul: shapes \(4, {m}, 1\) and \(5, 1, {n}\)"):
         fnp.matmul(fnp.asarray(a), fnp.asarray(b2))
 
 
