@@ -524,10 +524,14 @@ class _SavedResiduals:
         env = dict(zip(body.constvars, body.consts))
         env.update(zip(body.invars, args))
         env.update(zip(self.saved, saved_values))
-        for eqn in self.const_eqns:
+        for eqn in self.const_eqns:  # as eval_graph runs an equation
             ins = [env[v] if type(v) is Var else v.value for v in eqn.inputs]
-            out = bind(eqn.prim, *ins, **eqn.params)
-            for v, o in zip(eqn.outputs, out if eqn.prim.multiple_results else (out,)):
+            if eqn.subgraph is not None and eqn.params.get("_inline_only"):
+                out = eval_graph(eqn.subgraph, ins)
+            else:
+                out = bind(eqn.prim, *ins, **eqn.params)
+                out = out if eqn.prim.multiple_results else (out,)
+            for v, o in zip(eqn.outputs, out):
                 if type(o) is Array and v.aval.weak_type and v.aval.shape == ():
                     o = o._buf.item()  # as eval_graph does: a weak scalar stays one
                 env[v] = o
