@@ -36,7 +36,8 @@ from functorch_lite.core import (
 )
 from functorch_lite.jit.graph import Eqn, Graph, Literal, Var
 
-__all__ = ["StagingTrace", "StagingTracer", "trace_to_graph", "eval_graph", "user_frame"]
+__all__ = ["StagingTrace", "StagingTracer", "trace_to_graph", "eval_graph", "eval_eqns",
+           "user_frame"]
 
 _PY_SCALARS = (bool, int, float, complex)
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
@@ -174,7 +175,14 @@ def eval_graph(graph, args):
     """
     env = dict(zip(graph.constvars, graph.consts))
     env.update(zip(graph.invars, args))
-    for eqn in graph.eqns:
+    eval_eqns(graph.eqns, env)
+    return [env[v] if type(v) is Var else v.value for v in graph.outvars]
+
+
+def eval_eqns(eqns, env):
+    """Bind each of ``eqns`` on the current trace, reading and writing the values of
+    their variables in the dict ``env`` (what :func:`eval_graph` does to a whole graph)."""
+    for eqn in eqns:
         ins = [env[v] if type(v) is Var else v.value for v in eqn.inputs]
         if eqn.subgraph is not None and eqn.params.get("_inline_only"):
             outs = eval_graph(eqn.subgraph, ins)
@@ -187,7 +195,6 @@ def eval_graph(graph, args):
             if type(o) is Array and v.aval.weak_type and v.aval.shape == ():
                 o = o._buf.item()
             env[v] = o
-    return [env[v] if type(v) is Var else v.value for v in graph.outvars]
 
 
 # --------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from functorch_lite.core import (
 )
 from functorch_lite.jit.codegen import compile_graph, run_graph
 from functorch_lite.jit.graph import Graph, Var
-from functorch_lite.jit.staging import eval_graph, trace_to_graph
+from functorch_lite.jit.staging import eval_eqns, eval_graph, trace_to_graph
 from functorch_lite.primitives.rules import instantiate
 
 __all__ = ["cond_p", "while_p", "scan_p", "debug_print_p", "tap_p"]
@@ -524,17 +524,7 @@ class _SavedResiduals:
         env = dict(zip(body.constvars, body.consts))
         env.update(zip(body.invars, args))
         env.update(zip(self.saved, saved_values))
-        for eqn in self.const_eqns:  # as eval_graph runs an equation
-            ins = [env[v] if type(v) is Var else v.value for v in eqn.inputs]
-            if eqn.subgraph is not None and eqn.params.get("_inline_only"):
-                out = eval_graph(eqn.subgraph, ins)
-            else:
-                out = bind(eqn.prim, *ins, **eqn.params)
-                out = out if eqn.prim.multiple_results else (out,)
-            for v, o in zip(eqn.outputs, out):
-                if type(o) is Array and v.aval.weak_type and v.aval.shape == ():
-                    o = o._buf.item()  # as eval_graph does: a weak scalar stays one
-                env[v] = o
+        eval_eqns(self.const_eqns, env)
         slot = {v: i for i, v in enumerate(v for v, d in zip(body.invars, self.diff) if d)}
         tape = []
         for eqn in self.entries:
