@@ -302,9 +302,8 @@ class VJPTrace(_PrimalTrace):
         slots the caller reads, when known; then a tape recorded at top level may run as a
         compiled program (see ``_compiled_backward``), and only those slots are filled.
         """
-        if wanted is not None and self.parent is None and ctx.trace is None \
-                and _COMPILE_BACKWARD:
-            cts = cached_backward(self.tape, self.num_slots, seeds, wanted, _as_array)
+        if wanted is not None and self.parent is None:
+            cts = backward_of_tape(self.tape, self.num_slots, seeds, wanted)
             if cts is not None:
                 if consume:
                     self.tape = []
@@ -318,7 +317,8 @@ class VJPTrace(_PrimalTrace):
 def backward_of_tape(tape, num_slots, seeds, wanted):
     """The cotangents of the slots ``wanted`` by the compiled program of ``tape``'s
     structure (``_compiled_backward``), or None: not compilable or not compiled yet (the
-    caller then runs the tape). For tapes built outside a trace, at top level."""
+    caller then runs the tape). Only at top level: under a transform the rules must run
+    on its tracers."""
     if not _COMPILE_BACKWARD or ctx.trace is not None:
         return None
     return cached_backward(tape, num_slots, seeds, wanted, _as_array)

@@ -329,8 +329,6 @@ class Jitted:
             self._params[n] for n in self.donate_argnums
             if self._params is not None and 0 <= n < len(self._params))
         self._has_static = bool(self.static_argnums or self.static_argnames)
-        # Calls that may take the positional-Arrays fast path in __call__.
-        self._plain = not (self._has_static or self.donate_argnums)
         # (leaf signature, static key, x64) -> [(treedef, entry)]: comparing a treedef
         # with == is cheaper than hashing it on every call.
         self._cache = {}
@@ -371,15 +369,10 @@ class Jitted:
         try:
             if ctx.trace is not None or state.disabled:
                 return self._call_inside_trace(args, kwargs, None)
-            if not kwargs and self._plain:
-                fast = _array_signature(args)
-                if fast is not None:
-                    entry = self._array_cache.get((fast[0], settings.x64))
-                    if entry is not None:
-                        self._last_key = entry.key
-                        return entry.unpack(entry.fn(*fast[1]))
-            elif not kwargs and not self._has_static:  # donating: the Arrays are needed too
-                leaves = []
+            if not kwargs and not self._has_static:
+                # positional Arrays and containers of them; a donating call also needs the
+                # Arrays themselves (sole-owner checks, invalidation)
+                leaves = [] if self.donate_argnums else None
                 fast = _array_signature(args, leaves)
                 if fast is not None:
                     entry = self._array_cache.get((fast[0], settings.x64))

@@ -544,10 +544,9 @@ class _SavedResiduals:
             s = slot.get(v) if type(v) is Var else None
             if s is not None:
                 seeds[s] = ct if s not in seeds else seeds[s] + ct
-        got = None
-        if ctx.trace is None:  # an eager scan: the same tape every step, compiled once
-            wanted = [slot[v] for v, d in zip(body.invars, self.diff) if d]
-            got = autodiff.backward_of_tape(tape, len(slot), seeds, wanted)
+        # eagerly, every step records the same tape: it runs as one compiled program
+        wanted = [slot[v] for v, d in zip(body.invars, self.diff) if d]
+        got = autodiff.backward_of_tape(tape, len(slot), seeds, wanted)
         if got is None:
             got = autodiff.run_tape(tape, len(slot), seeds, consume=True)
         return [instantiate(got[slot[v]], a) if d else None

@@ -137,7 +137,7 @@ def matmul_error(shape_a, shape_b):
 
 def _outer_product_kind(xp, shape_a, shape_b):
     """How to compute a batched outer product ``(..., m, 1) @ (..., 1, n)`` (per-example
-    weight gradients under vmap): ``"multiply"``, ``"einsum"``, ``"einsum_t"``, or None
+    weight gradients under vmap): ``"multiply"``, a key of :data:`_OUTER_EINSUMS`, or None
     when the operands are not of that form and ``matmul`` should run.
 
     NumPy's batched matmul runs one tiny GEMM per matrix (3-4x slower than the broadcast
@@ -146,7 +146,9 @@ def _outer_product_kind(xp, shape_a, shape_b):
     inner loops: on 256 examples, 1.4x faster than the multiply at m = n = 64, 3.4x at
     m = 64, n = 10 (measured on the 2-vCPU EPYC). When m > n (``"einsum_t"``) the result is
     the transposed view of an ``(..., n, m)`` array. Each element is the one product
-    ``a * b`` either way. On CuPy the broadcast multiply is one kernel already.
+    ``a * b`` either way. (An outer product has no contracted axis, so einsum's default
+    path, not a BLAS one, is the fast one here.) On CuPy the broadcast multiply is one
+    kernel already.
     """
     if len(shape_a) <= 2 or shape_a[-1] != 1 or len(shape_b) < 2 or shape_b[-2] != 1:
         return None
@@ -155,21 +157,22 @@ def _outer_product_kind(xp, shape_a, shape_b):
     return "einsum_t" if shape_a[-2] > shape_b[-1] else "einsum"
 
 
-_OUTER_CODE = {"multiply": "xp.multiply({0}, {1})",
-               "einsum": "np.einsum('...ik,...kj->...ij', {0}, {1})",
-               "einsum_t": "np.einsum('...ik,...kj->...ji', {0}, {1}).swapaxes(-1, -2)"}
+# kind -> (einsum subscripts, whether the result is swapped back to (..., m, n))
+_OUTER_EINSUMS = {"einsum": ("...ik,...kj->...ij", False),
+                  "einsum_t": ("...ik,...kj->...ji", True)}
 
 
 def _matmul_impl(xp, a, b):
     try:
+        # (a 2-D matmul, the common case, skips the call)
         kind = _outer_product_kind(xp, a.shape, b.shape) if a.ndim > 2 else None
         if kind is None:
             return xp.matmul(a, b)
-        if kind == "einsum":
-            return np.einsum("...ik,...kj->...ij", a, b)
-        if kind == "einsum_t":
-            return np.einsum("...ik,...kj->...ji", a, b).swapaxes(-1, -2)
-        return xp.multiply(a, b)
+        if kind == "multiply":
+            return xp.multiply(a, b)
+        subscripts, swapped = _OUTER_EINSUMS[kind]
+        out = np.einsum(subscripts, a, b)
+        return out.swapaxes(-1, -2) if swapped else out
     except ValueError:
         raise ValueError(matmul_error(a.shape, b.shape)) from None
 
@@ -260,11 +263,14 @@ def _matmul_emit(em, eqn, ins, outs, indent):
     # The jit decides at compile time what the impl decides per call; operands are passed
     # as they are (a transposed view goes to BLAS as is: as fast as a copy, minus the copy).
     kind = _outer_product_kind(em.xp, eqn.inputs[0].aval.shape, eqn.inputs[1].aval.shape)
-    if kind is not None:
+    if kind in _OUTER_EINSUMS:
+        subscripts, swapped = _OUTER_EINSUMS[kind]
         em.globals["np"] = np
-        em.emit(f"{outs[0]} = {_OUTER_CODE[kind].format(ins[0], ins[1])}", indent)
+        em.emit(f"{outs[0]} = np.einsum({subscripts!r}, {ins[0]}, {ins[1]})"
+                + (".swapaxes(-1, -2)" if swapped else ""), indent)
     else:
-        em.emit(f"{outs[0]} = xp.matmul({ins[0]}, {ins[1]})", indent)
+        fn = "multiply" if kind == "multiply" else "matmul"
+        em.emit(f"{outs[0]} = xp.{fn}({ins[0]}, {ins[1]})", indent)
 
 
 matmul_p = Primitive("matmul", _matmul_impl, _matmul_eval, jvp=_matmul_jvp, vjp=_matmul_vjp,
